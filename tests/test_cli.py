@@ -1,0 +1,51 @@
+"""The command line: info as JSON, version, and one-line errors with a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from unlearn_studio import __version__
+from unlearn_studio.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_info_prints_model_and_sae(tiny_model_dir, tiny_sae_dir, capsys):
+    assert main(["--quiet", "info", "--model", str(tiny_model_dir), "--sae", str(tiny_sae_dir)]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["model"]["name"] == tiny_model_dir.name
+    assert (described["model"]["n_layers"], described["model"]["d_model"]) == (2, 64)
+    assert (described["sae"]["d_in"], described["sae"]["d_sae"]) == (64, 128)
+    assert (described["sae"]["hook"], described["sae"]["architecture"]) == ("model.layers.1", "topk")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--model", "/no/such/folder", "--sae", "/tmp"], "does not exist"),
+])
+def test_errors_are_one_line_without_traceback(args, fragment, capsys):
+    assert main(["--quiet", "info", *args]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_sae_for_another_width_is_refused(tiny_model_dir, tmp_path, capsys):
+    from tests.tiny import make_sae_folder
+
+    sae = make_sae_folder(tmp_path / "sae", d_in=32)
+    assert main(["--quiet", "info", "--model", str(tiny_model_dir), "--sae", str(sae)]) == 2
+    assert "d_in = 32" in capsys.readouterr().err
+
+
+@pytest.mark.demo
+def test_info_demo(demo_model_dir, capsys, monkeypatch):
+    monkeypatch.setenv("UNLEARN_STUDIO_DATA", str(demo_model_dir.parents[1]))
+    assert main(["--quiet", "info", "--demo"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["model"]["name"] == "SmolLM2-135M-Instruct" and described["model"]["n_layers"] == 30
+    assert described["sae"]["d_in"] == 576 and described["sae"]["hook"] == "model.layers.9"

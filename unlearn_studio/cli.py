@@ -1,0 +1,126 @@
+"""The ``unlearn-studio`` command: no arguments opens the window; subcommands run headless."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+
+from . import __version__
+from .errors import USER_ERRORS
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _progress_printer(quiet: bool) -> Callable[[str, float], None]:
+    def report(message: str, fraction: float) -> None:
+        if not quiet:
+            print(f"[{fraction * 100:5.1f}%] {message}", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser, *, sae: bool = True) -> None:
+    parser.add_argument("--demo", action="store_true", help="use the embedded SmolLM2-135M-Instruct and the demo SAE")
+    parser.add_argument("--model", help="a model folder, a .gguf file or a Hugging Face hub id")
+    if sae:
+        parser.add_argument("--sae", help="a sae-lens SAE folder, or a sae-lens release name (with --sae-id)")
+        parser.add_argument("--sae-id", help="the SAE id inside a sae-lens release, e.g. layer_9/width_16k/canonical")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the model's own code (only for models you trust)")
+    parser.add_argument("--allow-pickle", action="store_true", help="allow pickle checkpoints, loaded with weights_only=True")
+
+
+def _model_options(args: argparse.Namespace):  # noqa: ANN202 - returns engine options
+    from .engine.pipeline import ModelSpec
+
+    if not args.demo and not args.model:
+        raise SystemExit("unlearn-studio: error: give --demo or --model PATH_OR_ID")
+    return ModelSpec(
+        model=None if args.demo else args.model,
+        sae=getattr(args, "sae", None) if not args.demo or getattr(args, "sae", None) else None,
+        sae_id=getattr(args, "sae_id", None),
+        device=args.device,
+        dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
+        allow_pickle=args.allow_pickle,
+    )
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .engine.pipeline import load_session
+
+    spec = _model_options(args)
+    session = load_session(spec, progress=_progress_printer(args.quiet))
+    print(json.dumps(session.describe(), indent=2))
+    return 0
+
+
+def cmd_fetch_demo(args: argparse.Namespace) -> int:
+    from .engine.demo import ensure_demo_model
+
+    path = ensure_demo_model(_progress_printer(args.quiet))
+    print(path)
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from .gui.app import run_app
+
+    return run_app(sys.argv[:1])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unlearn-studio",
+        description="SAE-guided unlearning of entities from causal language models. With no command, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"unlearn-studio {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    info = commands.add_parser("info", help="print a model's and an SAE's description as JSON")
+    _add_model_arguments(info)
+    info.set_defaults(handler=cmd_info)
+
+    fetch = commands.add_parser("fetch-demo", help="fetch and convert the embedded demo model (once)")
+    fetch.set_defaults(handler=cmd_fetch_demo)
+
+    gui = commands.add_parser("gui", help="open the desktop application (the default)")
+    gui.set_defaults(handler=cmd_gui)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = getattr(args, "handler", cmd_gui)
+    cancel = threading.Event()
+    args.cancel = cancel
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        cancel.set()
+        print("unlearn-studio: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"unlearn-studio: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        if args.debug:
+            traceback.print_exc()
+        print("unlearn-studio: error: out of memory: lower the batch size or the trainable layers, "
+              "use --dtype bfloat16, or a smaller model or device.", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

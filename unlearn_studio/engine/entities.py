@@ -1,0 +1,408 @@
+"""Entities, facts and prompt templates (DESIGN.md §3).
+
+Loads the shipped reference data under ``resources/`` (known candidates,
+fictitious unknown entities, entity-prompt templates, generic text), parses
+user facts files, validates target names and decides whether a model's
+completion contains an expected answer.  No Qt imports here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Sequence
+
+from rapidfuzz import fuzz
+
+__all__ = [
+    "ENTITY_TYPES",
+    "Fact",
+    "Entity",
+    "Templates",
+    "EntityDataError",
+    "TargetNameError",
+    "resources_dir",
+    "load_known_candidates",
+    "load_unknown_entities",
+    "load_templates",
+    "load_facts_file",
+    "validate_target_name",
+    "answer_matches",
+    "generic_text",
+    "fill_template",
+]
+
+ENTITY_TYPES = ("person", "place", "work", "organisation", "other")
+
+PLACEHOLDER = "{entity}"
+MAX_NAME_LENGTH = 200
+FUZZY_MIN_LENGTH = 5
+FUZZY_THRESHOLD = 90.0
+FUZZY_HEAD_CHARS = 60
+
+_ENTRY_KEYS = ("entity", "name", "type", "facts")
+_FACT_KEYS = ("prompt", "answers", "question", "paraphrases")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One fact: a completion prompt, acceptable answers, optional chat form."""
+
+    prompt: str
+    answers: tuple[str, ...]
+    question: str | None = None
+    paraphrases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A named entity with its type and facts."""
+
+    name: str
+    type: str = "other"
+    facts: tuple[Fact, ...] = ()
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Entity-prompt templates, each containing ``{entity}`` exactly once."""
+
+    train: tuple[str, ...]
+    heldout: tuple[str, ...]
+
+
+class EntityDataError(ValueError):
+    """A facts/entities/templates file is unreadable or malformed.
+
+    The message names the file, the line/column (JSON syntax errors) or the
+    entry and key (schema errors), and what was expected.
+    """
+
+
+class TargetNameError(ValueError):
+    """The target entity name typed by the user is not usable."""
+
+
+# --------------------------------------------------------------------------
+# resources
+
+
+def resources_dir() -> Path:
+    """Return the ``resources/`` folder (repo checkout or installed package)."""
+    here = Path(__file__).resolve()
+    candidate = here.parents[2] / "resources"
+    if candidate.is_dir():
+        return candidate
+    try:
+        from importlib.resources import files
+
+        packaged = files("unlearn_studio") / "resources"
+        if packaged.is_dir():
+            return Path(str(packaged))
+    except (ModuleNotFoundError, TypeError, AttributeError):
+        pass
+    raise FileNotFoundError(
+        f"the resources folder was not found (looked in {candidate} and in the "
+        "installed 'unlearn_studio' package)"
+    )
+
+
+# --------------------------------------------------------------------------
+# parsing
+
+
+def _read_json(path: Path) -> Any:
+    """Read a JSON file, turning every failure into an EntityDataError."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise EntityDataError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise EntityDataError(
+            f"{path}: not UTF-8 text (byte {exc.start}): expected a UTF-8 JSON file"
+        ) from None
+    except OSError as exc:
+        raise EntityDataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EntityDataError(
+            f"{path}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def _is_str_list(value: Any, allow_empty: bool) -> bool:
+    return (
+        isinstance(value, list)
+        and (allow_empty or len(value) > 0)
+        and all(isinstance(v, str) and v.strip() for v in value)
+    )
+
+
+def _parse_fact(raw: Any, where: str) -> Fact:
+    if not isinstance(raw, dict):
+        raise EntityDataError(
+            f"{where}: must be an object with 'prompt' and 'answers', got {type(raw).__name__}"
+        )
+    unknown = sorted(set(raw) - set(_FACT_KEYS))
+    if unknown:
+        raise EntityDataError(
+            f"{where}: unknown key {unknown[0]!r} (expected keys: {', '.join(_FACT_KEYS)})"
+        )
+    prompt = raw.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise EntityDataError(f"{where}: 'prompt' must be a non-empty string")
+    answers = raw.get("answers")
+    if not _is_str_list(answers, allow_empty=False):
+        raise EntityDataError(f"{where}: 'answers' must be a non-empty list of strings")
+    question = raw.get("question")
+    if question is not None and (not isinstance(question, str) or not question.strip()):
+        raise EntityDataError(f"{where}: 'question' must be a non-empty string or absent")
+    paraphrases = raw.get("paraphrases", [])
+    if paraphrases is None:
+        paraphrases = []
+    if not _is_str_list(paraphrases, allow_empty=True):
+        raise EntityDataError(f"{where}: 'paraphrases' must be a list of non-empty strings")
+    return Fact(
+        prompt=prompt.strip(),
+        answers=tuple(a.strip() for a in answers),
+        question=question.strip() if question else None,
+        paraphrases=tuple(p.strip() for p in paraphrases),
+    )
+
+
+def _parse_entities(data: Any, path: Path) -> list[Entity]:
+    """Validate the entity-list schema; entries are numbered from 1."""
+    if not isinstance(data, list):
+        raise EntityDataError(
+            f"{path}: the top level must be a list of entities "
+            f'([{{"entity": ..., "facts": [...]}}, ...]), got {type(data).__name__}'
+        )
+    if not data:
+        raise EntityDataError(f"{path}: the list of entities is empty")
+    entities: list[Entity] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(data, start=1):
+        where = f"{path}: entry {index}"
+        if not isinstance(raw, dict):
+            raise EntityDataError(
+                f"{where}: must be an object with 'entity' and 'facts', got {type(raw).__name__}"
+            )
+        unknown = sorted(set(raw) - set(_ENTRY_KEYS))
+        if unknown:
+            raise EntityDataError(
+                f"{where}: unknown key {unknown[0]!r} (expected keys: entity (or name), type, facts)"
+            )
+        name = raw.get("entity", raw.get("name"))
+        if not isinstance(name, str) or not name.strip():
+            raise EntityDataError(f"{where}: 'entity' must be a non-empty string (the entity's name)")
+        name = " ".join(name.split())
+        where = f"{path}: entry {index} ({name!r})"
+        key = name.casefold()
+        if key in seen:
+            raise EntityDataError(f"{where}: duplicate entity name (also entry {seen[key]})")
+        seen[key] = index
+        etype = raw.get("type", "other")
+        if etype is None:
+            etype = "other"
+        if not isinstance(etype, str) or etype not in ENTITY_TYPES:
+            raise EntityDataError(f"{where}: 'type' must be one of {', '.join(ENTITY_TYPES)}, got {etype!r}")
+        facts_raw = raw.get("facts")
+        if not isinstance(facts_raw, list) or not facts_raw:
+            raise EntityDataError(f"{where}: 'facts' must be a non-empty list of fact objects")
+        facts = tuple(
+            _parse_fact(f, f"{where}: facts[{i}]") for i, f in enumerate(facts_raw, start=1)
+        )
+        entities.append(Entity(name=name, type=etype, facts=facts))
+    return entities
+
+
+def load_facts_file(path: str | Path) -> list[Entity]:
+    """Load a user facts file (or a file in the shipped known.json schema).
+
+    Format: ``[{"entity": "Marie Curie", "type": "person", "facts":
+    [{"prompt": "...", "answers": ["..."], "question": "...", "paraphrases": [...]}]}]``;
+    ``name`` may be used instead of ``entity``; ``type``, ``question`` and
+    ``paraphrases`` are optional.  Raises EntityDataError naming the file and
+    the line/column or the entry (numbered from 1) and key that is wrong.
+    """
+    p = Path(path)
+    return _parse_entities(_read_json(p), p)
+
+
+# --------------------------------------------------------------------------
+# shipped data
+
+
+def _check_shipped(entities: list[Entity], path: Path, min_facts: int = 2) -> None:
+    for index, ent in enumerate(entities, start=1):
+        where = f"{path}: entry {index} ({ent.name!r})"
+        if len(ent.facts) < min_facts:
+            raise EntityDataError(f"{where}: shipped entities need at least {min_facts} facts")
+        for i, fact in enumerate(ent.facts, start=1):
+            if fact.question is None:
+                raise EntityDataError(f"{where}: facts[{i}]: 'question' is required in shipped data")
+            if fact.prompt in fact.paraphrases:
+                raise EntityDataError(f"{where}: facts[{i}]: a paraphrase repeats the prompt")
+
+
+@lru_cache(maxsize=None)
+def _shipped(kind: str) -> tuple[Entity, ...]:
+    path = resources_dir() / "entities" / f"{kind}.json"
+    entities = load_facts_file(path)
+    _check_shipped(entities, path)
+    return tuple(entities)
+
+
+@lru_cache(maxsize=None)
+def _check_no_overlap() -> None:
+    known = {e.name.casefold(): e.name for e in _shipped("known")}
+    for ent in _shipped("unknown"):
+        if ent.name.casefold() in known:
+            raise EntityDataError(
+                f"{resources_dir() / 'entities' / 'unknown.json'}: {ent.name!r} is also a known candidate"
+            )
+
+
+def load_known_candidates() -> list[Entity]:
+    """Well-known candidate entities (resources/entities/known.json)."""
+    _check_no_overlap()
+    return list(_shipped("known"))
+
+
+def load_unknown_entities() -> list[Entity]:
+    """Fictitious reference entities (resources/entities/unknown.json)."""
+    _check_no_overlap()
+    return list(_shipped("unknown"))
+
+
+@lru_cache(maxsize=None)
+def load_templates() -> Templates:
+    """Train/held-out entity-prompt templates (resources/entities/templates.json)."""
+    path = resources_dir() / "entities" / "templates.json"
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise EntityDataError(f"{path}: the top level must be an object with 'train' and 'heldout'")
+    groups: dict[str, tuple[str, ...]] = {}
+    for key in ("train", "heldout"):
+        items = data.get(key)
+        if not _is_str_list(items, allow_empty=False):
+            raise EntityDataError(f"{path}: {key!r} must be a non-empty list of strings")
+        for i, tpl in enumerate(items, start=1):
+            if tpl.count(PLACEHOLDER) != 1:
+                raise EntityDataError(
+                    f"{path}: {key}[{i}] {tpl!r}: must contain {PLACEHOLDER} exactly once"
+                )
+        if len(set(items)) != len(items):
+            raise EntityDataError(f"{path}: {key!r} contains duplicate templates")
+        groups[key] = tuple(items)
+    shared = set(groups["train"]) & set(groups["heldout"])
+    if shared:
+        raise EntityDataError(f"{path}: template {sorted(shared)[0]!r} is in both train and heldout")
+    return Templates(train=groups["train"], heldout=groups["heldout"])
+
+
+def generic_text(kind: str = "heldout") -> str:
+    """Generic English prose: ``"heldout"`` (perplexity) or ``"retain"`` (retain loss)."""
+    if kind not in ("heldout", "retain"):
+        raise ValueError(f"generic text kind must be 'heldout' or 'retain', got {kind!r}")
+    path = resources_dir() / "text" / f"generic_{kind}.txt"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EntityDataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+# --------------------------------------------------------------------------
+# names, templates, answers
+
+
+def validate_target_name(name: str) -> str:
+    """Return the cleaned target name (trimmed, inner whitespace collapsed).
+
+    Raises TargetNameError for an empty name, control characters (newlines,
+    tabs, ...) or a name longer than MAX_NAME_LENGTH characters.
+    """
+    if not isinstance(name, str):
+        raise TargetNameError(f"the target name must be text, got {type(name).__name__}")
+    stripped = name.strip()
+    if not stripped:
+        raise TargetNameError("the target name is empty: type the name of an entity, e.g. 'Marie Curie'")
+    for pos, ch in enumerate(stripped):
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            raise TargetNameError(
+                f"the target name contains a control character ({ch!r}) at position {pos + 1}: "
+                "type the name on one line, without tabs or special characters"
+            )
+    cleaned = " ".join(stripped.split())
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise TargetNameError(
+            f"the target name is {len(cleaned)} characters long: at most {MAX_NAME_LENGTH} are allowed"
+        )
+    return cleaned
+
+
+def fill_template(template: str, entity: str) -> tuple[str, int, int]:
+    """Put ``entity`` into ``template``; return (text, start, end) of the entity span."""
+    if template.count(PLACEHOLDER) != 1:
+        raise ValueError(f"template {template!r} must contain {PLACEHOLDER} exactly once")
+    start = template.index(PLACEHOLDER)
+    text = template[:start] + entity + template[start + len(PLACEHOLDER):]
+    return text, start, start + len(entity)
+
+
+_NON_WORD = re.compile(r"[^\w]+|_+")
+
+
+def _normalise(text: str) -> str:
+    """Casefold, strip accents, turn punctuation into spaces, collapse whitespace."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    no_marks = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_NON_WORD.sub(" ", no_marks).split())
+
+
+def _fuzzy_word_match(answer: str, head: str) -> bool:
+    """True if some run of whole words in ``head`` is within the fuzzy threshold."""
+    if fuzz.partial_ratio(answer, head) < FUZZY_THRESHOLD:
+        return False
+    words = head.split()
+    n = len(answer.split())
+    for size in {max(1, n - 1), n, n + 1}:
+        for i in range(0, max(0, len(words) - size) + 1):
+            window = " ".join(words[i:i + size])
+            if window and fuzz.ratio(answer, window) >= FUZZY_THRESHOLD:
+                return True
+    return False
+
+
+def answer_matches(completion: str, answers: Sequence[str]) -> bool:
+    """Does ``completion`` contain one of ``answers``?
+
+    Rule: both sides are normalised (case-folded, accents removed, punctuation
+    turned into spaces, whitespace collapsed).  A match is either
+    1. an exact whole-word occurrence of a normalised answer anywhere in the
+       completion ("Paris" matches " Paris, France." but not " Parisian"), or
+    2. for answers of at least 5 characters, a small spelling variant in the
+       first 60 characters: ``fuzz.partial_ratio >= 90`` and some run of whole
+       words there has ``fuzz.ratio >= 90`` with the answer ("Rowlings" and
+       "Shakespear" match; "Parisian" for "Paris" and "Australia" for
+       "Austria" do not).
+    """
+    comp = _normalise(completion)
+    if not comp:
+        return False
+    padded = f" {comp} "
+    head = _normalise(completion[: FUZZY_HEAD_CHARS + 20])[:FUZZY_HEAD_CHARS]
+    for raw in answers:
+        ans = _normalise(raw)
+        if not ans:
+            continue
+        if f" {ans} " in padded:
+            return True
+        if len(ans) >= FUZZY_MIN_LENGTH and _fuzzy_word_match(ans, head):
+            return True
+    return False

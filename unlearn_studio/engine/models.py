@@ -1,0 +1,229 @@
+"""Loading causal language models: a local folder, a hub id (cache first), or a GGUF file.
+
+Safety rules (DESIGN.md §7): safetensors only unless the user opts in to pickle
+checkpoints (then ``weights_only=True``), and no remote code unless trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PICKLE_WEIGHT_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth")
+
+
+class ModelLoadError(UserError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    source: str
+    family: str
+    n_layers: int
+    d_model: int
+    vocab_size: int
+    n_params: int
+    fingerprint: str
+    device: str
+    dtype: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    info: ModelInfo
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """CUDA, then MPS, then CPU for ``auto``; otherwise the named device, checked to exist."""
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError("device 'cuda' was asked for but no CUDA GPU is available: choose 'cpu' or 'auto'.")
+    if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelLoadError("device 'mps' was asked for but Apple MPS is not available: choose 'cpu' or 'auto'.")
+    return torch.device(preference)
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of the weights: names, shapes and a few values and sums of every tensor."""
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            flat = tensor.detach().flatten()
+            digest.update(f"{name}:{tuple(tensor.shape)}:{flat.double().sum().item():.6e}".encode())
+            digest.update(flat[:16].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    parts = source.split("/")
+    return (
+        len(parts) == 2
+        and all(parts)
+        and not source.startswith((".", "~", "/"))
+        and not os.path.splitdrive(source)[0]
+    )
+
+
+def _check_model_folder(folder: Path, allow_pickle: bool, trust_remote_code: bool) -> None:
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise ModelLoadError(
+            f"{folder} is not a model folder: it has no config.json. A Hugging Face model folder holds "
+            "config.json, the weights (model.safetensors or model-0000x-of-0000y.safetensors) and the tokenizer files."
+        )
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelLoadError(f"{config_path} is not valid JSON ({error}): restore the file or download the model again.") from error
+    if config.get("auto_map") and not trust_remote_code:
+        raise ModelLoadError(
+            f"{folder} needs custom code from the model's authors (config.json has 'auto_map'). "
+            "It is not run by default: turn on 'trust remote code' for this model only if you trust its source."
+        )
+    has_safetensors = any(folder.glob("*.safetensors"))
+    has_pickle = any((folder / name).exists() for name in PICKLE_WEIGHT_NAMES)
+    if not has_safetensors and has_pickle and not allow_pickle:
+        raise ModelLoadError(
+            f"{folder} has its weights only in pickle form (pytorch_model.bin), which can run arbitrary code when loaded. "
+            "Convert it to safetensors, or opt in explicitly (--allow-pickle / 'Allow pickle weights'); "
+            "it is then loaded with weights_only=True."
+        )
+    if not has_safetensors and not has_pickle:
+        raise ModelLoadError(
+            f"{folder} has a config.json but no weights: expected model.safetensors (or sharded *.safetensors files)."
+        )
+
+
+def resolve_model_source(source: str, *, allow_network: bool | None = None) -> Path:
+    """Turn a folder, a .gguf file or a hub id into a local path (hub: the cache first, then download)."""
+    path = Path(source).expanduser()
+    if path.exists():
+        return path
+    if not _looks_like_hub_id(source):
+        raise ModelLoadError(
+            f"model path {path} does not exist: give a folder that holds config.json and *.safetensors, "
+            "a .gguf file, or a Hugging Face hub id such as HuggingFaceTB/SmolLM2-135M-Instruct."
+        )
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja"]
+    try:
+        return Path(snapshot_download(source, local_files_only=True, allow_patterns=patterns))
+    except Exception:  # noqa: BLE001 - not in the cache: fall through to a download
+        pass
+    if allow_network is None:
+        allow_network = os.environ.get("HF_HUB_OFFLINE", "0") not in ("1", "true", "yes")
+    if not allow_network:
+        raise ModelLoadError(
+            f"{source} is not in the Hugging Face cache and the hub is offline (HF_HUB_OFFLINE is set): "
+            "download it once with a network connection, or give a local folder."
+        )
+    try:
+        return Path(snapshot_download(source, allow_patterns=patterns))
+    except Exception as error:  # noqa: BLE001 - hub errors come in many types
+        raise ModelLoadError(
+            f"could not fetch {source} from the Hugging Face hub ({type(error).__name__}: {error}). "
+            "Check the id and your connection, log in for gated models (huggingface-cli login), or give a local folder."
+        ) from error
+
+
+def load_model(
+    source: str | Path,
+    *,
+    device: str = "auto",
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer, in eval mode with every parameter frozen."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}.")
+    torch_device = pick_device(device)
+    path = resolve_model_source(str(source))
+    kwargs: dict[str, Any] = {"dtype": DTYPES[dtype], "trust_remote_code": trust_remote_code}
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise ModelLoadError(
+                f"{path} is a file but not a .gguf model: give the model's folder (with config.json) or a .gguf file."
+            )
+        folder, kwargs["gguf_file"] = path.parent, path.name
+    else:
+        folder = path
+        _check_model_folder(folder, allow_pickle, trust_remote_code)
+        if not any(folder.glob("*.safetensors")):
+            kwargs["use_safetensors"] = False
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), **{k: v for k, v in kwargs.items() if k != "dtype"})
+        model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+    except ModelLoadError:
+        raise
+    except Exception as error:  # noqa: BLE001 - transformers raises many error types for bad files
+        raise ModelLoadError(_explain_load_failure(folder, error)) from error
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(torch_device).eval()
+    model.requires_grad_(False)
+    info = describe_model(model, name=_model_name(source, path), source=str(source))
+    return LoadedModel(model=model, tokenizer=tokenizer, info=info)
+
+
+def _model_name(source: str | Path, path: Path) -> str:
+    text = str(source)
+    if _looks_like_hub_id(text) and not Path(text).exists():
+        return text
+    return path.stem if path.is_file() else path.name
+
+
+def _explain_load_failure(folder: Path, error: Exception) -> str:
+    text = f"{type(error).__name__}: {error}"
+    for weights in sorted(folder.glob("*.safetensors")):
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="pt") as handle:
+                for key in list(handle.keys())[:1]:
+                    handle.get_slice(key)
+        except Exception:  # noqa: BLE001 - any failure here means this file is the broken one
+            return f"the weights file {weights} is corrupt or truncated ({text}). Download or copy it again."
+    return f"could not load the model in {folder} ({text}). Check that it is a complete causal language model folder."
+
+
+def describe_model(model: torch.nn.Module, *, name: str, source: str) -> ModelInfo:
+    config = model.config
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    parameter = next(model.parameters())
+    return ModelInfo(
+        name=name,
+        source=source,
+        family=str(getattr(config, "model_type", type(model).__name__)),
+        n_layers=int(getattr(text_config, "num_hidden_layers", getattr(text_config, "n_layer", 0))),
+        d_model=int(getattr(text_config, "hidden_size", getattr(text_config, "n_embd", 0))),
+        vocab_size=int(getattr(text_config, "vocab_size", 0)),
+        n_params=sum(p.numel() for p in model.parameters()),
+        fingerprint=weights_fingerprint(model),
+        device=str(parameter.device),
+        dtype=str(parameter.dtype).removeprefix("torch."),
+    )
