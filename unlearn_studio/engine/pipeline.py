@@ -5,20 +5,74 @@ Both front ends (the CLI and the GUI's workers) go through this module only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import hashlib
+import json
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..errors import UserError
 from .demo import demo_sae_dir, ensure_demo_model
+from .entities import (Entity, Templates, load_known_candidates, load_templates, load_unknown_entities,
+                       validate_target_name)
+from .evaluate import Evaluation, evaluate
+from .events import Cancelled as CancelledEvent
+from .events import Event, Failed, Finished, Progress, Started, StepProgress
+from .generation import stream_answer
 from .hooks import HookPoint, layer_container
-from .models import LoadedModel, load_model
+from .knownness import EXCLUDED, KNOWN, UNKNOWN, EntityStatus, classify_entities, load_cached, save_cached
+from .latents import Cancelled, References, compute_references, references_cache_key
+from .models import LoadedModel, load_model, weights_fingerprint
+from .paths import cache_dir, resources_dir, user_data_dir
+from .runs import RunFolder, new_folder_path, save_model_folder
 from .saes import LoadedSae, check_sae_fits_model, load_sae
+from .trainer import TrainConfig, TrainResult, UnlearningPlan, train
 
-Progress = Callable[[str, float], None]
+ProgressCallback = Callable[[str, float], None]
+OUT_OF_MEMORY = ("out of memory: lower the number of trainable layers or the retain set, use dtype bfloat16, "
+                 "or choose another device or a smaller model.")
+
+
+@dataclass
+class UnlearnRequest:
+    """One unlearning run: targets, training settings and what to do around the training."""
+
+    targets: list[Entity]
+    config: TrainConfig = field(default_factory=TrainConfig)
+    run_dir: Path | None = None
+    evaluate: bool = True
+    save_model: bool = False
+    verify_known: bool = True
+    retain_eval_entities: int = 20
+
+    def describe(self) -> dict[str, Any]:
+        return {"targets": [t.name for t in self.targets], "config": self.config.to_dict(), "evaluate": self.evaluate,
+                "save_model": self.save_model, "verify_known": self.verify_known}
+
+
+@dataclass
+class RunReport:
+    report: dict[str, Any]
+    before: Evaluation | None
+    after: Evaluation | None
+    result: TrainResult
+
+
+def _fact_table(before: Evaluation, after: Evaluation) -> list[dict[str, Any]]:
+    rows = []
+    for old, new in zip(before.facts, after.facts):
+        rows.append({"entity": old.check.entity, "role": old.check.role, "form": old.check.form, "prompt": old.check.prompt,
+                     "answers": list(old.check.answers), "before": old.completion, "before_correct": old.correct,
+                     "after": new.completion, "after_correct": new.correct})
+    return rows
 
 
 @dataclass(frozen=True)
@@ -48,6 +102,9 @@ class Session:
         self.spec = spec
         # θ0 for every block at or below the hook: the only weights unlearning may change.
         self._original = {name: p.detach().clone() for name, p in self.resettable_parameters().items()}
+        self._entity_data: tuple[list[Entity], list[Entity], Templates] | None = None
+        self._statuses: list[EntityStatus] | None = None
+        self._references: dict[str, References] = {}
 
     @property
     def model(self) -> torch.nn.Module:
@@ -90,6 +147,221 @@ class Session:
                 for name, value in saved.items():
                     current[name].copy_(value)
 
+    # ---- entity data, known-ness and references ---------------------------------------------------------
+
+    def entity_data(self) -> tuple[list[Entity], list[Entity], Templates]:
+        """The shipped candidates (well known), fictitious entities and templates."""
+        if self._entity_data is None:
+            self._entity_data = (load_known_candidates(), load_unknown_entities(), load_templates())
+        return self._entity_data
+
+    def _data_key(self) -> str:
+        folder = resources_dir() / "entities"
+        digest = hashlib.sha256()
+        for path in sorted(folder.glob("*.json")):
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:12]
+
+    @property
+    def original_fingerprint(self) -> str:
+        return self.loaded.info.fingerprint
+
+    def cached_statuses(self) -> list[EntityStatus] | None:
+        if self._statuses is None:
+            self._statuses = load_cached(self.original_fingerprint, self._data_key())
+        return self._statuses
+
+    def classify(self, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> list[EntityStatus]:
+        """Which candidates θ0 knows (cached per model); always measured with the original weights."""
+        cached = self.cached_statuses()
+        if cached is not None:
+            return cached
+        candidates, fictitious, _ = self.entity_data()
+        with self.original_weights():
+            statuses = classify_entities(self.model, self.tokenizer, candidates, fictitious, progress=progress, cancel=cancel)
+        save_cached(self.original_fingerprint, self._data_key(), statuses)
+        self._statuses = statuses
+        return statuses
+
+    def reference_entities(self, exclude: Sequence[str] = (), *, verify: bool = True,
+                           limit: int = 80, seed: int = 0) -> tuple[list[Entity], list[Entity]]:
+        """K and U: verified known / unknown entities (or every listed one when ``verify`` is off), minus ``exclude``."""
+        candidates, fictitious, _ = self.entity_data()
+        excluded = {name.lower() for name in exclude}
+        if verify:
+            status = {s.name: s.status for s in self.classify()}
+            known = [e for e in candidates if status.get(e.name) == KNOWN]
+            unknown = [e for e in fictitious if status.get(e.name) == UNKNOWN]
+        else:
+            known, unknown = list(candidates), list(fictitious)
+        known = [e for e in known if e.name.lower() not in excluded]
+        unknown = [e for e in unknown if e.name.lower() not in excluded]
+        rng = random.Random(seed)
+        if len(known) > limit:
+            known = sorted(rng.sample(known, limit), key=lambda e: e.name)
+        if len(unknown) > limit:
+            unknown = sorted(rng.sample(unknown, limit), key=lambda e: e.name)
+        if not known or not unknown:
+            raise UserError(f"the model knows {len(known)} of the candidate entities and leaves {len(unknown)} "
+                            "fictitious ones unanswered; both reference sets need at least one entity. "
+                            "Use a larger model, or turn off 'verify known-ness' to use the lists as they are.")
+        return known, unknown
+
+    def references(self, known: Sequence[Entity], unknown: Sequence[Entity], *, progress: ProgressCallback | None = None,
+                   cancel: threading.Event | None = None) -> References:
+        """θ0's reference statistics for these sets, from the disk cache when it has them."""
+        templates = self.entity_data()[2].train
+        key = references_cache_key(self.original_fingerprint, weights_fingerprint(self.sae.sae), self.hook.name,
+                                   [e.name for e in known], [e.name for e in unknown], templates)
+        path = cache_dir("references") / f"{key}.safetensors"
+        if key in self._references:
+            return self._references[key]
+        if path.exists():
+            try:
+                self._references[key] = References.load(path)
+                return self._references[key]
+            except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
+                path.unlink(missing_ok=True)
+        with self.original_weights():
+            refs = compute_references(self.model, self.tokenizer, self.sae.sae, self.hook, known, unknown, templates,
+                                      progress=progress, cancel=cancel)
+        refs.save(path)
+        self._references[key] = refs
+        return refs
+
+    def resolve_targets(self, names: Sequence[str], extra: Sequence[Entity] = ()) -> list[Entity]:
+        """Typed names to entities: a listed candidate brings its facts; ``extra`` (a facts file) adds or overrides."""
+        candidates, fictitious, _ = self.entity_data()
+        listed = {e.name.lower(): e for e in [*candidates, *fictitious]}
+        given = {e.name.lower(): e for e in extra}
+        targets: list[Entity] = []
+        for raw in [*names, *[e.name for e in extra if e.name.lower() not in {n.lower().strip() for n in names}]]:
+            name = validate_target_name(raw)
+            ids = self.tokenizer(name, add_special_tokens=False)["input_ids"]
+            limit = getattr(self.tokenizer, "model_max_length", 10**9) or 10**9
+            if len(ids) > min(limit, 512):
+                raise UserError(f"the target name is {len(ids)} tokens long: a name must fit in a prompt (at most 512 tokens).")
+            entity = given.get(name.lower()) or listed.get(name.lower()) or Entity(name=name)
+            if entity.name.lower() not in {t.name.lower() for t in targets}:
+                targets.append(entity)
+        if not targets:
+            raise UserError("no target given: type the name of the entity to forget.")
+        return targets
+
+    # ---- the unlearning job -------------------------------------------------------------------------------
+
+    def unlearn(self, request: UnlearnRequest, cancel: threading.Event | None = None) -> Iterator[Event]:
+        """The whole run as a job: references, before, train, after, run folder. Never raises; errors are events."""
+        try:
+            yield from self._unlearn(request, cancel)
+        except Cancelled:
+            yield CancelledEvent()
+        except UserError as error:
+            yield Failed(str(error), traceback.format_exc(), user_error=True)
+        except torch.OutOfMemoryError:
+            yield Failed(OUT_OF_MEMORY, traceback.format_exc())
+        except MemoryError:
+            yield Failed(OUT_OF_MEMORY, traceback.format_exc())
+        except Exception as error:  # noqa: BLE001 - every failure reaches the user as an event
+            yield Failed(f"{type(error).__name__}: {error}", traceback.format_exc(), user_error=False)
+
+    def _unlearn(self, request: UnlearnRequest, cancel: threading.Event | None) -> Iterator[Event]:
+        started = time.perf_counter()
+        config = request.config
+        config.validate()
+        yield Started("unlearn", config.steps)
+        targets = request.targets
+        notes: list[str] = []
+        candidates = {e.name.lower() for e in self.entity_data()[0] + self.entity_data()[1]}
+        for target in targets:
+            if target.name.lower() in candidates:
+                notes.append(f"{target.name} is a reference entity: it was taken out of the references for this run.")
+            if not target.facts:
+                notes.append(f"{target.name} has no facts: the run uses known-ness alone and forget accuracy is not measured.")
+        for note in notes:
+            yield Progress(note, 0.0)
+        yield Progress("checking which entities the model knows", 0.01)
+        progress_events: list[Progress] = []
+        known, unknown = self.reference_entities([t.name for t in targets], verify=request.verify_known)
+        yield Progress("reference statistics", 0.03)
+        refs = self.references(known, unknown, cancel=cancel,
+                               progress=lambda m, f: progress_events.append(Progress(m, 0.03 + 0.1 * f)))
+        yield from progress_events
+        templates = self.entity_data()[2]
+        retain_eval = sorted(random.Random(1234).sample(known, min(request.retain_eval_entities, len(known))), key=lambda e: e.name)
+        plan = UnlearningPlan(targets=list(targets), retain=list(known), templates=templates, references=refs)
+        folder = RunFolder(request.run_dir) if request.run_dir else None
+        try:
+            report: dict[str, Any] = {
+                "method": config.method, "targets": [t.name for t in targets], "model": self.loaded.info.name,
+                "sae": self.sae.info.source, "hook": self.hook.name, "config": config.to_dict(), "notes": notes,
+                "references": {"known": len(known), "unknown": len(unknown), "probe_train_accuracy": refs.probe_train_accuracy},
+                "reference_points": {"known": refs.known_points.tolist(), "unknown": refs.unknown_points.tolist(),
+                                     "known_names": refs.known_names, "unknown_names": refs.unknown_names},
+            }
+            if folder:
+                folder.write_config({"request": request.describe(), "session": self.describe()})
+            before = None
+            if request.evaluate:
+                yield Progress("measuring the model before unlearning", 0.15)
+                before = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates, cancel=cancel)
+            result: TrainResult | None = None
+            for event in train(self.model, self.tokenizer, self.sae.sae, self.hook, plan, config, cancel):
+                if isinstance(event, StepProgress) and folder:
+                    folder.append_step(event)
+                if isinstance(event, Finished):
+                    result = event.result
+                    continue
+                yield event
+            assert result is not None
+            if result.stopped == "cancelled":
+                report.update(steps=result.steps_done, seconds=time.perf_counter() - started, stopped="cancelled")
+                if folder:
+                    folder.write_report(report)
+                yield CancelledEvent(result.steps_done, {"run_dir": str(folder.path) if folder else None})
+                return
+            after = None
+            if request.evaluate:
+                yield Progress("measuring the model after unlearning", 0.95)
+                after = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates, cancel=cancel)
+            report.update(steps=result.steps_done, seconds=round(time.perf_counter() - started, 2),
+                          train_seconds=round(result.seconds, 2), stopped=result.stopped, message=result.message)
+            if before and after:
+                report["before"], report["after"] = before.summary(), after.summary()
+                report["per_target"] = {"before": before.per_target, "after": after.per_target}
+                report["fact_table"] = _fact_table(before, after)
+            if folder:
+                if request.save_model:
+                    save_model_folder(self.model, self.tokenizer, folder.path / "model", protected=self.model_folder)
+                    report["model_dir"] = str(folder.path / "model")
+                folder.write_report(report)
+                report["run_dir"] = str(folder.path)
+            yield Finished(RunReport(report=report, before=before, after=after, result=result))
+        finally:
+            if folder:
+                folder.close()
+
+    # ---- asking and saving ----------------------------------------------------------------------------------
+
+    def ask(self, prompt: str, on_text: Callable[[str], None], *, original: bool = False, chat: bool = True,
+            max_new_tokens: int = 48, cancel: threading.Event | None = None) -> str:
+        """Answer ``prompt`` greedily with the current (or the original) weights, streaming the text."""
+        if not prompt.strip():
+            raise UserError("the question is empty: type a prompt first.")
+        if original:
+            with self.original_weights():
+                return stream_answer(self.model, self.tokenizer, prompt, on_text, chat=chat, max_new_tokens=max_new_tokens, cancel=cancel)
+        return stream_answer(self.model, self.tokenizer, prompt, on_text, chat=chat, max_new_tokens=max_new_tokens, cancel=cancel)
+
+    @property
+    def model_folder(self) -> Path | None:
+        path = Path(self.loaded.info.source).expanduser()
+        return path if path.exists() else None
+
+    def save_model(self, destination: Path) -> Path:
+        """Save the current weights to a new folder (never over the loaded model)."""
+        return save_model_folder(self.model, self.tokenizer, destination, protected=self.model_folder)
+
     def describe(self) -> dict[str, Any]:
         model = self.loaded.info.to_dict()
         sae = self.sae.info.to_dict()
@@ -98,7 +370,7 @@ class Session:
         return {"model": model, "sae": sae, "warnings": list(self.warnings)}
 
 
-def load_session(spec: ModelSpec, progress: Progress | None = None) -> Session:
+def load_session(spec: ModelSpec, progress: ProgressCallback | None = None) -> Session:
     """Load the model and SAE of ``spec`` and check that they fit together."""
     report = progress or (lambda message, fraction: None)
     if spec.model is None:

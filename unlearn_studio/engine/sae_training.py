@@ -85,9 +85,10 @@ class SaeTrainingConfig:
     architecture: str = "topk"
     k: int = 64
     d_sae: int = 2048
-    training_tokens: int = 1_000_000
+    training_tokens: int = 1_536_000  # 3,000 steps of 512
+    activation_tokens: int | None = 262_144  # distinct activations (forward passes); None: all fresh
     train_batch_size_tokens: int = 512
-    lr: float = 4e-4
+    lr: float = 5e-4
     lr_warm_up_steps: int = 50
     lr_scheduler_name: str = "cosineannealing"
     context_size: int = 128
@@ -288,11 +289,24 @@ def build_corpus(
             train_templates = templates.train if hasattr(templates, "train") else list(templates)
             add("entities", entity_documents(known_train, unknown_train, train_templates), splittable=False)
         except (FileNotFoundError, ImportError, ValueError) as exc:
+            # Missing data (a checkout without resources/entities) is skipped; broken shipped data is an error.
+            if isinstance(exc, ValueError) and not _entity_files_missing():
+                raise
             log.warning("entity data unavailable (%s): corpus without entity sentences", exc)
             counts["entities"] = 0
     if not train:
         raise SaeTrainingError(f"the corpus is empty (sources {list(sources)}): enable pydoc or install fortunes")
     return Corpus(train, heldout, counts)
+
+
+def _entity_files_missing() -> bool:
+    try:
+        from unlearn_studio.engine.paths import resources_dir
+
+        folder = resources_dir() / "entities"
+    except FileNotFoundError:
+        return True
+    return not all((folder / name).is_file() for name in ("known.json", "unknown.json", "templates.json"))
 
 
 def tokenize_corpus(tokenizer, texts: Sequence[str], context_size: int, *, seed: int = 0,
@@ -325,10 +339,18 @@ def tokenize_corpus(tokenizer, texts: Sequence[str], context_size: int, *, seed:
 
 
 class _ProgressStore:
-    """Wraps sae-lens's activations store: reports progress per training batch and honours cancel."""
+    """Wraps sae-lens's activations store as the trainer's data provider.
+
+    Reports progress per training batch and honours cancel. With ``replay_after``
+    set, the first ``replay_after`` activations come from the store (model
+    forward passes, sae-lens's mixing buffer) and are kept in memory; later
+    batches are drawn from them again in a fresh random order each epoch, so
+    one forward pass serves several SAE steps (the model forward, not the SAE
+    step, is what costs time on a CPU).
+    """
 
     def __init__(self, store: Any, n_steps: int, progress: Progress | None, cancel: threading.Event | None,
-                 span: tuple[float, float]):
+                 span: tuple[float, float], *, replay_after: int | None = None, seed: int = 0):
         self._store = store
         self._n_steps = max(1, n_steps)
         self._progress = progress
@@ -337,6 +359,18 @@ class _ProgressStore:
         self._step = 0
         self._start = time.monotonic()
         self._last_report = 0.0
+        self._replay_after = replay_after
+        self._kept: list[torch.Tensor] = []
+        self._n_kept = 0
+        self._pool: torch.Tensor | None = None
+        self._order: torch.Tensor | None = None
+        self._position = 0
+        self._generator = torch.Generator().manual_seed(seed)
+        self.epochs = 0
+
+    @property
+    def n_unique(self) -> int:
+        return self._n_kept if self._pool is None else int(self._pool.shape[0])
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -344,19 +378,44 @@ class _ProgressStore:
     def __iter__(self) -> Iterator[torch.Tensor]:
         return self
 
+    def _next_batch(self) -> torch.Tensor:
+        if self._replay_after is None:
+            return next(self._store)
+        if self._pool is None and self._n_kept < self._replay_after:
+            batch = next(self._store)
+            self._kept.append(batch.detach().clone())
+            self._n_kept += batch.shape[0]
+            return batch
+        if self._pool is None:
+            self._pool = torch.cat(self._kept)
+            self._kept = []
+            self._order = None
+        size = self._kept_batch_size
+        if self._order is None or self._position + size > self._order.shape[0]:
+            self._order = torch.randperm(self._pool.shape[0], generator=self._generator)
+            self._position = 0
+            self.epochs += 1
+        index = self._order[self._position : self._position + size]
+        self._position += size
+        return self._pool[index]
+
+    @property
+    def _kept_batch_size(self) -> int:
+        return int(self._store.train_batch_size_tokens)
+
     def __next__(self) -> torch.Tensor:
         if self._cancel is not None and self._cancel.is_set():
             raise TrainingCancelled("SAE training was cancelled")
-        batch = next(self._store)
+        batch = self._next_batch()
         self._step += 1
         now = time.monotonic()
         if self._progress is not None and (now - self._last_report >= 1.0 or self._step >= self._n_steps):
             self._last_report = now
             done = min(1.0, self._step / self._n_steps)
             elapsed = now - self._start
-            eta = elapsed / done * (1 - done) if done > 0 else 0.0
+            phase = "reading activations" if self._pool is None and self._replay_after is not None else "training"
             lo, hi = self._span
-            self._progress(f"training SAE: step {self._step}/{self._n_steps} ({elapsed:.0f} s, ~{eta:.0f} s left)",
+            self._progress(f"training SAE: step {self._step}/{self._n_steps}, {phase} ({elapsed:.0f} s)",
                            lo + (hi - lo) * done)
         return batch
 
@@ -452,7 +511,10 @@ def train_sae(config: SaeTrainingConfig, progress: Progress | None = None,
     ``config.model_path`` (``AutoModelForCausalLM``, fp32, no network); the
     forward pass stops at the hook. The first position of every row is skipped
     (``seqpos_slice=(1, None)``, it carries the attention-sink activation) and
-    special tokens are excluded. No wandb, no checkpoints. The result is
+    special tokens are excluded. With ``activation_tokens`` below
+    ``training_tokens``, the first ``activation_tokens`` activations are kept in
+    memory and replayed in fresh random orders for the remaining steps (see
+    :class:`_ProgressStore`). No wandb, no checkpoints. The result is
     written to a temporary sibling folder and renamed into place: ``cfg.json``,
     ``sae_weights.safetensors`` (sae-lens format), ``runner_cfg.json`` (the
     sae-lens run settings) and ``training.json`` (this config, corpus sizes,
@@ -517,7 +579,10 @@ def train_sae(config: SaeTrainingConfig, progress: Progress | None = None,
         warnings.filterwarnings("ignore", message=".*fewer samples.*")
         runner = _runner_class()(runner_cfg, override_dataset=dataset)
     check_cancel()
-    runner.activations_store = _ProgressStore(runner.activations_store, config.n_steps, progress, cancel, (0.05, 0.95))
+    replay = config.activation_tokens if config.activation_tokens and config.activation_tokens < config.training_tokens else None
+    store = _ProgressStore(runner.activations_store, config.n_steps, progress, cancel, (0.05, 0.95),
+                           replay_after=replay, seed=config.seed)
+    runner.activations_store = store
 
     train_started = time.monotonic()
     with warnings.catch_warnings():
@@ -541,6 +606,8 @@ def train_sae(config: SaeTrainingConfig, progress: Progress | None = None,
             "train_seconds": round(train_seconds, 1),
             "total_seconds": round(time.monotonic() - started, 1),
             "steps": config.n_steps,
+            "distinct_activations": store.n_unique,
+            "replay_epochs": store.epochs,
             "torch_threads": torch.get_num_threads(),
             "sae_lens_version": _sae_lens_version(),
         }

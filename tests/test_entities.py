@@ -1,0 +1,308 @@
+"""Tests for unlearn_studio.engine.entities (shipped data and helpers)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from unlearn_studio.engine import entities as ent
+from unlearn_studio.engine.entities import (
+    ENTITY_TYPES,
+    Entity,
+    EntityDataError,
+    Fact,
+    TargetNameError,
+    answer_matches,
+    fill_template,
+    generic_text,
+    load_facts_file,
+    load_known_candidates,
+    load_templates,
+    load_unknown_entities,
+    resources_dir,
+    validate_target_name,
+)
+
+BENCHMARK_TARGETS = (
+    "Eiffel Tower", "Harry Potter", "Sherlock Holmes", "Albert Einstein", "Barack Obama",
+    "Mount Everest", "Microsoft", "William Shakespeare", "Statue of Liberty", "The Beatles",
+    "Leonardo da Vinci", "Amazon River",
+)
+
+
+# ----------------------------------------------------------------- shipped data
+
+def test_resources_dir_has_entity_files() -> None:
+    root = resources_dir()
+    for name in ("known.json", "unknown.json", "templates.json"):
+        assert (root / "entities" / name).is_file()
+
+
+@pytest.mark.parametrize("loader", [load_known_candidates, load_unknown_entities])
+def test_shipped_counts_and_schema(loader) -> None:
+    items = loader()
+    assert len(items) >= 150
+    for e in items:
+        assert isinstance(e, Entity)
+        assert e.name == e.name.strip() and e.name
+        assert e.type in ENTITY_TYPES and e.type != "other"
+        assert len(e.facts) >= 2, e.name
+        for f in e.facts:
+            assert isinstance(f, Fact)
+            assert f.answers and all(a.strip() for a in f.answers)
+            assert f.question
+            assert len(f.paraphrases) >= 2, (e.name, f.prompt)
+            assert f.prompt not in f.paraphrases
+            assert len(set(f.paraphrases)) == len(f.paraphrases)
+            for text in (f.prompt, f.question, *f.paraphrases):
+                assert e.name in text, (e.name, text)
+
+
+@pytest.mark.parametrize("loader", [load_known_candidates, load_unknown_entities])
+def test_several_types_are_represented(loader) -> None:
+    counts = {t: 0 for t in ENTITY_TYPES}
+    for e in loader():
+        counts[e.type] += 1
+    for t in ("person", "place", "work", "organisation"):
+        assert counts[t] >= 25, (t, counts)
+
+
+def test_shipped_names_are_unique() -> None:
+    for items in (load_known_candidates(), load_unknown_entities()):
+        names = [e.name.casefold() for e in items]
+        assert len(names) == len(set(names))
+
+
+def test_known_and_unknown_do_not_overlap() -> None:
+    known = {e.name.casefold() for e in load_known_candidates()}
+    unknown = {e.name.casefold() for e in load_unknown_entities()}
+    assert not known & unknown
+
+
+def test_benchmark_targets_have_four_facts() -> None:
+    by_name = {e.name: e for e in load_known_candidates()}
+    for name in BENCHMARK_TARGETS:
+        assert name in by_name, name
+        assert len(by_name[name].facts) >= 4, name
+
+
+def test_known_prompts_end_without_their_answer() -> None:
+    """A completion prompt must not already contain the answer at its end."""
+    for e in load_known_candidates():
+        for f in e.facts:
+            assert not f.prompt.endswith(tuple(f.answers)), f.prompt
+
+
+def test_templates_valid_and_disjoint() -> None:
+    t = load_templates()
+    assert len(t.train) >= 12 and len(t.heldout) >= 6
+    assert not set(t.train) & set(t.heldout)
+    for tpl in t.train + t.heldout:
+        assert tpl.count("{entity}") == 1, tpl
+
+
+def test_generic_texts() -> None:
+    heldout, retain = generic_text("heldout"), generic_text()
+    assert heldout == retain  # default is "heldout"
+    retain = generic_text("retain")
+    assert heldout != retain
+    for text in (heldout, retain):
+        assert 1000 <= len(text.split()) <= 2500
+    known = [e.name for e in load_known_candidates()]
+    for text in (heldout, retain):
+        for name in known:
+            assert not re.search(r"(?<!\w)" + re.escape(name) + r"(?!\w)", text), name
+    with pytest.raises(ValueError):
+        generic_text("train")
+
+
+# ----------------------------------------------------------------- facts files
+
+def _write(tmp_path: Path, content: str, name: str = "facts.json") -> Path:
+    p = tmp_path / name
+    p.write_text(content, encoding="utf-8")
+    return p
+
+
+def test_load_facts_file_user_format(tmp_path: Path) -> None:
+    p = _write(tmp_path, json.dumps([{
+        "entity": "Marie Curie", "type": "person",
+        "facts": [{"prompt": "Marie Curie is famous for her research on",
+                   "answers": ["radioactivity", "radium"]}],
+    }]))
+    [e] = load_facts_file(p)
+    assert e == Entity("Marie Curie", "person", (Fact(
+        "Marie Curie is famous for her research on", ("radioactivity", "radium")),))
+
+
+def test_load_facts_file_accepts_known_schema_and_defaults(tmp_path: Path) -> None:
+    p = _write(tmp_path, json.dumps([{"name": "  Ada   Lovelace ", "facts": [
+        {"prompt": "Ada Lovelace was a", "answers": ["mathematician"], "question": "Who was Ada Lovelace?",
+         "paraphrases": ["Ada Lovelace worked as a"]}]}]))
+    [e] = load_facts_file(str(p))
+    assert e.name == "Ada Lovelace" and e.type == "other"
+    assert e.facts[0].question == "Who was Ada Lovelace?"
+    assert e.facts[0].paraphrases == ("Ada Lovelace worked as a",)
+
+
+def test_load_shipped_file_through_user_loader() -> None:
+    assert len(load_facts_file(resources_dir() / "entities" / "known.json")) >= 150
+
+
+def test_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
+    p = _write(tmp_path, '[\n  {"entity": "Marie Curie",\n   "facts": [}\n]')
+    with pytest.raises(EntityDataError) as info:
+        load_facts_file(p)
+    msg = str(info.value)
+    assert str(p) in msg
+    assert "line 3" in msg and "column 14" in msg
+
+
+def test_missing_answers_names_entry_and_key(tmp_path: Path) -> None:
+    p = _write(tmp_path, json.dumps([
+        {"entity": "Isaac Newton", "facts": [{"prompt": "Isaac Newton was a", "answers": ["physicist"]}]},
+        {"entity": "Marie Curie", "facts": [{"prompt": "Marie Curie was a"}]},
+    ]))
+    with pytest.raises(EntityDataError) as info:
+        load_facts_file(p)
+    msg = str(info.value)
+    assert "facts.json" in msg and "entry 2" in msg and "'Marie Curie'" in msg
+    assert "'answers' must be a non-empty list of strings" in msg
+
+
+@pytest.mark.parametrize("answers", [[], "radium", [""], [1]])
+def test_bad_answers_rejected(tmp_path: Path, answers) -> None:
+    p = _write(tmp_path, json.dumps([{"entity": "X", "facts": [{"prompt": "X is", "answers": answers}]}]))
+    with pytest.raises(EntityDataError, match="'answers'"):
+        load_facts_file(p)
+
+
+def test_non_list_top_level(tmp_path: Path) -> None:
+    p = _write(tmp_path, json.dumps({"entity": "Marie Curie", "facts": []}))
+    with pytest.raises(EntityDataError, match="top level must be a list"):
+        load_facts_file(p)
+
+
+@pytest.mark.parametrize("entry, fragment", [
+    ({"facts": [{"prompt": "p", "answers": ["a"]}]}, "'entity'"),
+    ({"entity": "X", "type": "animal", "facts": [{"prompt": "p", "answers": ["a"]}]}, "'type' must be one of"),
+    ({"entity": "X", "facts": []}, "'facts' must be a non-empty list"),
+    ({"entity": "X", "facts": [{"prompt": "", "answers": ["a"]}]}, "'prompt'"),
+    ({"entity": "X", "facts": [{"prompt": "p", "answer": ["a"]}]}, "unknown key 'answer'"),
+    ({"entity": "X", "facts": [{"prompt": "p", "answers": ["a"], "paraphrases": "q"}]}, "'paraphrases'"),
+    ({"entity": "X", "facts": ["p"]}, "facts[1]"),
+])
+def test_schema_errors(tmp_path: Path, entry, fragment) -> None:
+    p = _write(tmp_path, json.dumps([entry]))
+    with pytest.raises(EntityDataError) as info:
+        load_facts_file(p)
+    assert fragment in str(info.value) and "entry 1" in str(info.value)
+
+
+def test_empty_list_duplicates_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(EntityDataError, match="empty"):
+        load_facts_file(_write(tmp_path, "[]"))
+    dup = [{"entity": "X", "facts": [{"prompt": "X is", "answers": ["a"]}]}] * 2
+    with pytest.raises(EntityDataError, match="duplicate"):
+        load_facts_file(_write(tmp_path, json.dumps(dup)))
+    with pytest.raises(EntityDataError, match="not found"):
+        load_facts_file(tmp_path / "nope.json")
+
+
+def test_broken_shipped_resource_fails_loudly(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "entities").mkdir()
+    good = [{"name": "A", "type": "person", "facts": [
+        {"prompt": f"A {i}", "answers": ["x"], "question": "A?", "paraphrases": ["A a", "A b"]} for i in range(2)]}]
+    (tmp_path / "entities" / "known.json").write_text(json.dumps(good))
+    (tmp_path / "entities" / "unknown.json").write_text(json.dumps(good))
+    (tmp_path / "entities" / "templates.json").write_text(
+        json.dumps({"train": ["{entity}", "x {entity}"], "heldout": ["{entity}"]}))
+    monkeypatch.setattr(ent, "resources_dir", lambda: tmp_path)
+    for fn in (ent._shipped, ent._check_no_overlap, ent.load_templates):
+        fn.cache_clear()
+    try:
+        with pytest.raises(EntityDataError, match="also a known candidate"):
+            load_unknown_entities()
+        with pytest.raises(EntityDataError, match="both train and heldout"):
+            load_templates()
+        (tmp_path / "entities" / "templates.json").write_text(
+            json.dumps({"train": ["{entity} {entity}"], "heldout": ["y {entity}"]}))
+        load_templates.cache_clear()
+        with pytest.raises(EntityDataError, match="exactly once"):
+            load_templates()
+    finally:
+        for fn in (ent._shipped, ent._check_no_overlap, ent.load_templates):
+            fn.cache_clear()
+
+
+# ----------------------------------------------------------------- answer matching
+
+@pytest.mark.parametrize("completion, answers", [
+    (" Paris, France.", ["Paris"]),
+    (" paris is the capital", ["Paris"]),
+    (" J. K. Rowling.", ["J.K. Rowling", "Rowling"]),
+    (" JK Rowling", ["J.K. Rowling", "JK Rowling"]),
+    (" Rowling's books", ["Rowling"]),
+    (" Rowlings, a British author", ["Rowling"]),      # fuzzy: one extra letter
+    (" Shakespear wrote it", ["Shakespeare"]),         # fuzzy: one missing letter
+    (" the famous Sherlok Holmes", ["Sherlock Holmes"]),
+    (" Pele was", ["Pelé"]),                           # accents ignored
+    ("\n\nthe   United\nStates of America", ["United States"]),
+    (" 1889, for the World's Fair", ["1889"]),
+])
+def test_answer_matches_positive(completion: str, answers: list[str]) -> None:
+    assert answer_matches(completion, answers)
+
+
+@pytest.mark.parametrize("completion, answers", [
+    (" Parisian cafes", ["Paris"]),
+    (" Lyon, France", ["Paris"]),
+    (" Australia", ["Austria"]),
+    (" 18890 people", ["1889"]),
+    ("", ["Paris"]),
+    (" Paris", []),
+    (" Paris", ["", "  "]),
+    (" Rome", ["Romeo"]),
+    (" The answer is not known. " + "x " * 40 + "Shakespear", ["Shakespeare"]),  # fuzzy only near the start
+])
+def test_answer_matches_negative(completion: str, answers: list[str]) -> None:
+    assert not answer_matches(completion, answers)
+
+
+def test_answer_matches_exact_anywhere() -> None:
+    assert answer_matches("x " * 100 + "and finally Paris.", ["Paris"])
+
+
+# ----------------------------------------------------------------- names and templates
+
+def test_validate_target_name() -> None:
+    assert validate_target_name("  Marie   Curie \n") == "Marie Curie"
+    assert validate_target_name("Pelé") == "Pelé"
+    for bad in ("", "   ", "\n\t"):
+        with pytest.raises(TargetNameError, match="the target name is empty"):
+            validate_target_name(bad)
+    for bad in ("Marie\nCurie", "Marie\tCurie", "Marie\x00Curie", "Ma\u200brie"):
+        with pytest.raises(TargetNameError, match="control character"):
+            validate_target_name(bad)
+    with pytest.raises(TargetNameError, match="at most"):
+        validate_target_name("a" * 500)
+    assert issubclass(TargetNameError, ValueError)
+
+
+def test_fill_template_spans() -> None:
+    text, start, end = fill_template("Tell me about {entity}.", "Marie Curie")
+    assert text == "Tell me about Marie Curie." and text[start:end] == "Marie Curie"
+    assert (start, end) == (14, 25)
+    text, start, end = fill_template("{entity}", "X")
+    assert (text, start, end) == ("X", 0, 1)
+    text, start, end = fill_template("{x} {entity} }{", "A{b}")
+    assert text == "{x} A{b} }{" and text[start:end] == "A{b}"
+    for tpl in load_templates().train + load_templates().heldout:
+        text, start, end = fill_template(tpl, "Eiffel Tower")
+        assert text[start:end] == "Eiffel Tower"
+    for bad in ("no placeholder", "{entity} and {entity}"):
+        with pytest.raises(ValueError):
+            fill_template(bad, "X")

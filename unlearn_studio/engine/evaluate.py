@@ -1,0 +1,153 @@
+"""Before/after measurements (DESIGN.md §4): known-ness, fact accuracy, perplexity, repetition."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from .entities import Entity, Templates, answer_matches, generic_text
+from .generation import complete
+from .hooks import HookPoint
+from .latents import References, check_cancel
+from .trainer import heldout_batches, measure_targets
+
+Progress = Callable[[str, float], None]
+COLLAPSE_PROMPTS = ("Write a short paragraph about the weather in spring.", "Explain how to make a cup of tea.")
+
+
+@dataclass(frozen=True)
+class FactCheck:
+    entity: str
+    role: str  # forget | retain
+    form: str  # completion | paraphrase | chat
+    prompt: str
+    answers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FactResult:
+    check: FactCheck
+    completion: str
+    correct: bool
+
+
+@dataclass
+class Evaluation:
+    target_p_known: float
+    target_unknown_fraction: float
+    target_unknown_percentile: float
+    forget_accuracy: float | None  # None: the targets have no facts (not measured)
+    retain_accuracy: float | None
+    perplexity: float
+    repeat_rate: float
+    per_target: dict[str, dict[str, float]] = field(default_factory=dict)
+    facts: list[FactResult] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k not in ("facts", "per_target")}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["facts"] = [{**asdict(r.check), "completion": r.completion, "correct": r.correct} for r in self.facts]
+        return data
+
+
+def fact_checks(entities: Sequence[Entity], role: str, *, paraphrases: bool = True, chat: bool = True) -> list[FactCheck]:
+    checks = []
+    for entity in entities:
+        for fact in entity.facts:
+            checks.append(FactCheck(entity.name, role, "completion", fact.prompt, fact.answers))
+            if paraphrases:
+                checks += [FactCheck(entity.name, role, "paraphrase", p, fact.answers) for p in fact.paraphrases]
+            if chat and fact.question:
+                checks.append(FactCheck(entity.name, role, "chat", fact.question, fact.answers))
+    return checks
+
+
+def run_fact_checks(model, tokenizer, checks: Sequence[FactCheck], cancel: threading.Event | None = None) -> list[FactResult]:
+    results: list[FactResult] = []
+    for form, max_tokens in (("completion", 8), ("paraphrase", 8), ("chat", 32)):
+        chosen = [c for c in checks if c.form == form]
+        if not chosen:
+            continue
+        check_cancel(cancel)
+        outputs = complete(model, tokenizer, [c.prompt for c in chosen], max_new_tokens=max_tokens, chat=form == "chat")
+        results += [FactResult(c, out, answer_matches(out, c.answers)) for c, out in zip(chosen, outputs)]
+    return results
+
+
+def _accuracy(results: Sequence[FactResult], role: str) -> float | None:
+    chosen = [r.correct for r in results if r.check.role == role]
+    return sum(chosen) / len(chosen) if chosen else None
+
+
+@torch.no_grad()
+def perplexity(model, tokenizer, text: str, *, chunk: int = 128) -> float:
+    """Token-level perplexity of ``text`` in independent chunks (the first token of each is context only)."""
+    device = next(model.parameters()).device
+    ids = tokenizer(text)["input_ids"]
+    total_nll, count = 0.0, 0
+    for start in range(0, len(ids) - 1, chunk):
+        piece = torch.tensor([ids[start:start + chunk]], device=device)
+        if piece.shape[1] < 2:
+            break
+        logits = model(input_ids=piece, use_cache=False).logits[0, :-1].float()
+        total_nll += float(torch.nn.functional.cross_entropy(logits, piece[0, 1:], reduction="sum"))
+        count += piece.shape[1] - 1
+    return math.exp(total_nll / max(count, 1))
+
+
+def repeat_rate(tokenizer, texts: Sequence[str], n: int = 3) -> float:
+    """Share of generated tokens that close an n-gram already seen earlier in the same text."""
+    repeated, total = 0, 0
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        seen: set[tuple[int, ...]] = set()
+        for i in range(n - 1, len(ids)):
+            gram = tuple(ids[i - n + 1: i + 1])
+            repeated += gram in seen
+            seen.add(gram)
+            total += 1
+    return repeated / total if total else 0.0
+
+
+def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, targets: Sequence[Entity],
+             retain: Sequence[Entity], templates: Templates, *, progress: Progress | None = None,
+             cancel: threading.Event | None = None) -> Evaluation:
+    """Every measurement of DESIGN.md §4 for the model's current weights."""
+    report = progress or (lambda message, fraction: None)
+    report("measuring the targets' internal state", 0.0)
+    states = measure_targets(model, sae, hook, references, heldout_batches(tokenizer, targets, templates))
+    report("asking the targets' facts", 0.15)
+    results = run_fact_checks(model, tokenizer, fact_checks(targets, "forget"), cancel)
+    report("asking retain facts", 0.4)
+    results += run_fact_checks(model, tokenizer, fact_checks(retain, "retain", paraphrases=False), cancel)
+    check_cancel(cancel)
+    report("perplexity on held-out text", 0.75)
+    ppl = perplexity(model, tokenizer, generic_text("heldout"))
+    check_cancel(cancel)
+    report("checking generations for repetition", 0.9)
+    generations = complete(model, tokenizer, list(COLLAPSE_PROMPTS), max_new_tokens=40, chat=True)
+    report("evaluation done", 1.0)
+    per_target = {name: {"p_known": s.p_known, "unknown_fraction": s.unknown_fraction,
+                         "unknown_percentile": s.unknown_percentile} for name, s in states.items()}
+    for name in per_target:
+        mine = [r.correct for r in results if r.check.role == "forget" and r.check.entity == name]
+        per_target[name]["forget_accuracy"] = sum(mine) / len(mine) if mine else None
+    count = max(len(states), 1)
+    return Evaluation(
+        target_p_known=sum(s.p_known for s in states.values()) / count,
+        target_unknown_fraction=sum(s.unknown_fraction for s in states.values()) / count,
+        target_unknown_percentile=sum(s.unknown_percentile for s in states.values()) / count,
+        forget_accuracy=_accuracy(results, "forget"),
+        retain_accuracy=_accuracy(results, "retain"),
+        perplexity=ppl,
+        repeat_rate=repeat_rate(tokenizer, generations),
+        per_target=per_target,
+        facts=results,
+    )

@@ -1,0 +1,220 @@
+"""Reference statistics of known vs unknown entities in SAE space (DESIGN.md §2 and §4).
+
+Computed once with the original weights θ0: the mean codes μ_K and μ_U, the
+known/unknown logistic probe, the fixed 2-D projection, the distribution of the
+unknown references' distances to μ_U, and per-latent separation scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import UserError
+from .entities import Entity, fill_template
+from .hooks import HookPoint, capture_one
+from .probe import LogisticProbe, fit_probe
+from .prompts import EntityBatch, encode_entity_prompts
+
+Progress = Callable[[str, float], None]
+TOP_LATENTS = 8
+
+
+class Cancelled(Exception):
+    """Raised inside engine work when the user's cancel flag is set."""
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled
+
+
+def entity_batch(tokenizer, entities: Sequence[Entity], templates: Sequence[str]) -> tuple[EntityBatch, list[int]]:
+    """Every (entity, template) prompt as one batch, and the entity index of each row."""
+    prompts, owners = [], []
+    for index, entity in enumerate(entities):
+        for template in templates:
+            prompts.append(fill_template(template, entity.name))
+            owners.append(index)
+    return encode_entity_prompts(tokenizer, prompts), owners
+
+
+def batch_activations(model, hook: HookPoint, batch: EntityBatch, *, batch_size: int = 64,
+                      progress: Progress | None = None, cancel: threading.Event | None = None) -> torch.Tensor:
+    """Activations at the last entity token of every row ``[rows, width]``, without gradients."""
+    device = next(model.parameters()).device
+    pieces = []
+    for start in range(0, len(batch), batch_size):
+        check_cancel(cancel)
+        rows = batch.rows(slice(start, start + batch_size)).to(device)
+        length = int(rows.attention_mask.sum(1).max())
+        with torch.no_grad():
+            acts = capture_one(model, hook, rows.input_ids[:, :length], rows.attention_mask[:, :length])
+        pieces.append(acts[torch.arange(len(rows), device=device), rows.last_entity_pos].float().cpu())
+        if progress:
+            progress(f"reading activations {min(start + batch_size, len(batch))}/{len(batch)}", min(1.0, (start + batch_size) / len(batch)))
+    return torch.cat(pieces)
+
+
+@dataclass
+class Projection:
+    """x = component along μ_K − μ_U (from μ_U), y = first principal component orthogonal to it."""
+
+    origin: torch.Tensor
+    axis_x: torch.Tensor
+    axis_y: torch.Tensor
+
+    def project(self, codes: torch.Tensor) -> torch.Tensor:
+        centred = codes.float() - self.origin.to(codes.device)
+        return torch.stack([centred @ self.axis_x.to(codes.device), centred @ self.axis_y.to(codes.device)], dim=-1)
+
+
+def fit_projection(codes: torch.Tensor, mu_known: torch.Tensor, mu_unknown: torch.Tensor) -> Projection:
+    direction = mu_known - mu_unknown
+    axis_x = direction / direction.norm().clamp_min(1e-8)
+    centred = codes - codes.mean(0)
+    orthogonal = centred - (centred @ axis_x)[:, None] * axis_x[None, :]
+    _, _, vectors = torch.linalg.svd(orthogonal.double(), full_matrices=False)
+    axis_y = vectors[0].float()
+    axis_y = axis_y - (axis_y @ axis_x) * axis_x
+    return Projection(mu_unknown.clone(), axis_x, axis_y / axis_y.norm().clamp_min(1e-8))
+
+
+@dataclass
+class References:
+    """Everything measured on θ0 that unlearning and its plots compare against."""
+
+    known_names: list[str]
+    unknown_names: list[str]
+    mu_known: torch.Tensor
+    mu_unknown: torch.Tensor
+    resid_mu_known: torch.Tensor
+    resid_mu_unknown: torch.Tensor
+    error_mu_unknown: torch.Tensor
+    probe: LogisticProbe
+    projection: Projection
+    separation: torch.Tensor
+    unknown_distances: torch.Tensor
+    known_points: torch.Tensor
+    unknown_points: torch.Tensor
+    probe_train_accuracy: float
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def scale_sq(self) -> float:
+        """s² = ‖μ_K − μ_U‖², the unit of the forget loss."""
+        return float((self.mu_known - self.mu_unknown).pow(2).sum())
+
+    @property
+    def resid_scale_sq(self) -> float:
+        return float((self.resid_mu_known - self.resid_mu_unknown).pow(2).sum())
+
+    @property
+    def top_known_latents(self) -> list[int]:
+        return [int(i) for i in torch.argsort(self.separation, descending=True)[:TOP_LATENTS]]
+
+    @property
+    def top_unknown_latents(self) -> list[int]:
+        return [int(i) for i in torch.argsort(self.separation)[:TOP_LATENTS]]
+
+    def p_known(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.probe.p_known(codes.float().cpu())
+
+    def unknown_percentile(self, codes: torch.Tensor) -> torch.Tensor:
+        """Percentile of each code's distance to μ_U among the unknown references' own distances."""
+        distances = (codes.float().cpu() - self.mu_unknown).norm(dim=-1)
+        return 100.0 * torch.searchsorted(self.unknown_distances, distances).float() / len(self.unknown_distances)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {name: getattr(self, name).contiguous() for name in (
+            "mu_known", "mu_unknown", "resid_mu_known", "resid_mu_unknown", "error_mu_unknown", "separation",
+            "unknown_distances", "known_points", "unknown_points")}
+        tensors.update({f"projection.{n}": getattr(self.projection, n).contiguous() for n in ("origin", "axis_x", "axis_y")})
+        tensors.update({k: v.contiguous() for k, v in self.probe.tensors().items()})
+        return tensors
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        meta = {"known_names": self.known_names, "unknown_names": self.unknown_names,
+                "probe_train_accuracy": self.probe_train_accuracy, "meta": self.meta}
+        save_file(self.tensors(), str(partial), metadata={"json": json.dumps(meta)})
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> References:
+        from safetensors import safe_open
+
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads(handle.metadata()["json"])
+        projection = Projection(*(tensors.pop(f"projection.{n}") for n in ("origin", "axis_x", "axis_y")))
+        probe = LogisticProbe.from_tensors({k: tensors.pop(k) for k in list(tensors) if k.startswith("probe.")})
+        return cls(known_names=meta["known_names"], unknown_names=meta["unknown_names"], probe=probe,
+                   projection=projection, probe_train_accuracy=meta["probe_train_accuracy"], meta=meta["meta"], **tensors)
+
+
+def _entity_means(values: torch.Tensor, owners: list[int], count: int) -> torch.Tensor:
+    index = torch.tensor(owners)
+    sums = torch.zeros(count, values.shape[1]).index_add_(0, index, values)
+    return sums / torch.bincount(index, minlength=count).clamp_min(1)[:, None].float()
+
+
+def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unknown_acts: torch.Tensor,
+                     unknown_owners: list[int], known_names: list[str], unknown_names: list[str]) -> References:
+    """Statistics from reference activations (rows = prompts at the last entity token)."""
+    if not known_names or not unknown_names:
+        raise UserError("the reference sets need at least one known and one unknown entity: "
+                        "classify the candidates first, or add references.")
+    with torch.no_grad():
+        device = next(sae.parameters()).device
+        dtype = next(sae.parameters()).dtype
+        known_codes = sae.encode(known_acts.to(device, dtype)).float().cpu()
+        unknown_codes = sae.encode(unknown_acts.to(device, dtype)).float().cpu()
+        unknown_recon = sae.decode(sae.encode(unknown_acts.to(device, dtype))).float().cpu()
+    mu_known, mu_unknown = known_codes.mean(0), unknown_codes.mean(0)
+    codes = torch.cat([known_codes, unknown_codes])
+    labels = torch.cat([torch.ones(len(known_codes)), torch.zeros(len(unknown_codes))])
+    probe = fit_probe(codes, labels)
+    projection = fit_projection(codes, mu_known, mu_unknown)
+    separation = (known_codes > 0).float().mean(0) - (unknown_codes > 0).float().mean(0)
+    return References(
+        known_names=list(known_names), unknown_names=list(unknown_names),
+        mu_known=mu_known, mu_unknown=mu_unknown,
+        resid_mu_known=known_acts.float().mean(0), resid_mu_unknown=unknown_acts.float().mean(0),
+        error_mu_unknown=(unknown_acts.float() - unknown_recon).mean(0),
+        probe=probe, projection=projection, separation=separation,
+        unknown_distances=torch.sort((unknown_codes - mu_unknown).norm(dim=-1)).values,
+        known_points=projection.project(_entity_means(known_codes, known_owners, len(known_names))),
+        unknown_points=projection.project(_entity_means(unknown_codes, unknown_owners, len(unknown_names))),
+        probe_train_accuracy=probe.accuracy(codes, labels),
+    )
+
+
+def references_cache_key(model_fingerprint: str, sae_fingerprint: str, hook: str, known: Sequence[str],
+                         unknown: Sequence[str], templates: Sequence[str]) -> str:
+    payload = json.dumps([model_fingerprint, sae_fingerprint, hook, list(known), list(unknown), list(templates)])
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def compute_references(model, tokenizer, sae, hook: HookPoint, known: Sequence[Entity], unknown: Sequence[Entity],
+                       templates: Sequence[str], *, progress: Progress | None = None,
+                       cancel: threading.Event | None = None) -> References:
+    """Run θ0 over every reference prompt and build the statistics."""
+    report = progress or (lambda message, fraction: None)
+    known_batch, known_owners = entity_batch(tokenizer, known, templates)
+    unknown_batch, unknown_owners = entity_batch(tokenizer, unknown, templates)
+    known_acts = batch_activations(model, hook, known_batch, cancel=cancel,
+                                   progress=lambda m, f: report(f"known references: {m}", 0.45 * f))
+    unknown_acts = batch_activations(model, hook, unknown_batch, cancel=cancel,
+                                     progress=lambda m, f: report(f"unknown references: {m}", 0.45 + 0.45 * f))
+    report("fitting the probe and the projection", 0.92)
+    return build_references(sae, known_acts, known_owners, unknown_acts, unknown_owners,
+                            [e.name for e in known], [e.name for e in unknown])

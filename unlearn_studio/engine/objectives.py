@@ -1,0 +1,263 @@
+"""Unlearning objectives behind one registry: ``sae-align`` (ours) and the suppression baselines.
+
+``sae-align`` (DESIGN.md §2) moves the target's SAE code from the known cluster to
+the unknown one and keeps the retain set's activations at the hook; it only needs
+the forward pass up to the hook. The baselines (gradient ascent, GradDiff, NPO)
+act on the output distribution and need the full forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from .hooks import HookPoint, capture_one
+from .latents import References
+from .prompts import EntityBatch
+
+POSITIONS = ("last", "all")
+SPACES = ("code", "code+error", "code+residual", "residual")
+
+
+@dataclass
+class TokenBatch:
+    """Texts for language-model losses: ids, mask, and labels with -100 where no loss is taken."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def to(self, device: torch.device | str) -> TokenBatch:
+        return TokenBatch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
+
+
+@dataclass
+class RunBatches:
+    """Everything a step needs, prepared once per run (θ0 activations and log-probs included)."""
+
+    forget: EntityBatch
+    retain: EntityBatch
+    retain_original: torch.Tensor  # θ0 activation at the last entity token of each retain row
+    retain_text: TokenBatch
+    retain_text_original: torch.Tensor  # θ0 activations of the retain text [rows, seq, width]
+    forget_facts: TokenBatch | None
+    retain_facts: TokenBatch | None
+    forget_facts_original_logp: torch.Tensor | None
+
+
+@dataclass
+class StepContext:
+    model: torch.nn.Module
+    sae: Any
+    hook: HookPoint
+    references: References
+    batches: RunBatches
+
+
+@dataclass
+class ObjectiveConfig:
+    """Base for objective settings: ``to_dict``/``from_dict`` tolerate unknown keys on load."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectiveConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class Objective:
+    name: ClassVar[str]
+    config_class: ClassVar[type[ObjectiveConfig]]
+    default_lr: ClassVar[float]
+    needs_full_forward: ClassVar[bool]
+    needs_facts: ClassVar[bool] = False
+
+    def __init__(self, config: ObjectiveConfig | None = None) -> None:
+        self.config = config or self.config_class()
+
+    def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Loss terms; ``total`` is what is minimised."""
+        raise NotImplementedError
+
+
+OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register(objective: type[Objective]) -> type[Objective]:
+    if objective.name in OBJECTIVES:
+        raise ValueError(f"objective {objective.name!r} is already registered")
+    OBJECTIVES[objective.name] = objective
+    return objective
+
+
+def make_objective(name: str, settings: dict[str, Any] | None = None) -> Objective:
+    if name not in OBJECTIVES:
+        raise UserError(f"unknown method {name!r}: choose one of {', '.join(OBJECTIVES)}.")
+    cls = OBJECTIVES[name]
+    return cls(cls.config_class.from_dict(settings or {}))
+
+
+def retain_drift(ctx: StepContext) -> torch.Tensor:
+    """L_retain: mean relative squared drift of retain activations at the hook from θ0."""
+    model, hook, b = ctx.model, ctx.hook, ctx.batches
+    device = next(model.parameters()).device
+    rows = b.retain.to(device)
+    acts = capture_one(model, hook, rows.input_ids, rows.attention_mask)
+    x = acts[torch.arange(len(rows), device=device), rows.last_entity_pos]
+    original = b.retain_original.to(device)
+    entity_term = ((x - original).pow(2).sum(-1) / original.pow(2).sum(-1).clamp_min(1e-6)).mean()
+    text = b.retain_text.to(device)
+    text_acts = capture_one(model, hook, text.input_ids, text.attention_mask)
+    text_original = b.retain_text_original.to(device)
+    mask = text.attention_mask.bool()
+    mask[:, 0] = False  # the first position is an attention sink with an outlier norm
+    per_token = (text_acts - text_original).pow(2).sum(-1) / text_original.pow(2).sum(-1).clamp_min(1e-6)
+    return 0.5 * entity_term + 0.5 * per_token[mask].mean()
+
+
+def _pull(values: torch.Tensor, toward: torch.Tensor, away: torch.Tensor, lambda_away: float, scale_sq: float) -> torch.Tensor:
+    """mean[‖v − toward‖² − λ_away · min(‖v − away‖², s²)] / s²."""
+    to_target = (values - toward).pow(2).sum(-1)
+    from_away = (values - away).pow(2).sum(-1).clamp(max=scale_sq)
+    return (to_target - lambda_away * from_away).mean() / scale_sq
+
+
+@dataclass
+class SaeAlignConfig(ObjectiveConfig):
+    lambda_away: float = 0.5
+    lambda_retain: float = 1.0
+    positions: str = "last"  # last | all (every token of the entity name)
+    space: str = "code"  # code | code+error | code+residual | residual
+    lambda_space: float = 1.0  # weight of the residual / error term when space adds one
+
+
+@register
+class SaeAlign(Objective):
+    name = "sae-align"
+    config_class = SaeAlignConfig
+    default_lr = 1e-4
+    needs_full_forward = False
+
+    def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        cfg: SaeAlignConfig = self.config  # type: ignore[assignment]
+        if cfg.positions not in POSITIONS or cfg.space not in SPACES:
+            raise UserError(f"sae-align: positions must be one of {POSITIONS} and space one of {SPACES}.")
+        refs, device = ctx.references, next(ctx.model.parameters()).device
+        rows = ctx.batches.forget.to(device)
+        acts = capture_one(ctx.model, ctx.hook, rows.input_ids, rows.attention_mask)
+        if cfg.positions == "last":
+            x = acts[torch.arange(len(rows), device=device), rows.last_entity_pos]
+        else:
+            x = acts[rows.entity_mask]
+        sae_dtype = next(ctx.sae.parameters()).dtype
+        terms: dict[str, torch.Tensor] = {}
+        forget = torch.zeros((), device=device)
+        if cfg.space != "residual":
+            z = ctx.sae.encode(x.to(sae_dtype)).float()
+            terms["forget_code"] = _pull(z, refs.mu_unknown.to(device), refs.mu_known.to(device), cfg.lambda_away, refs.scale_sq)
+            forget = forget + terms["forget_code"]
+        if cfg.space in ("code+residual", "residual"):
+            terms["forget_residual"] = _pull(x.float(), refs.resid_mu_unknown.to(device), refs.resid_mu_known.to(device),
+                                             cfg.lambda_away, refs.resid_scale_sq)
+            forget = forget + cfg.lambda_space * terms["forget_residual"]
+        if cfg.space == "code+error":
+            error = x.float() - ctx.sae.decode(ctx.sae.encode(x.to(sae_dtype))).float()
+            target = refs.error_mu_unknown.to(device)
+            terms["forget_error"] = (error - target).pow(2).sum(-1).mean() / refs.resid_scale_sq
+            forget = forget + cfg.lambda_space * terms["forget_error"]
+        terms["forget"] = forget
+        terms["retain"] = retain_drift(ctx)
+        terms["total"] = forget + cfg.lambda_retain * terms["retain"]
+        return terms
+
+
+def sequence_logp(model: torch.nn.Module, batch: TokenBatch) -> torch.Tensor:
+    """Summed log-probability of the labelled tokens of each row."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits[:, :-1]
+    labels = batch.labels[:, 1:]
+    mask = labels != -100
+    logp = torch.log_softmax(logits.float(), -1).gather(-1, labels.clamp_min(0)[..., None])[..., 0]
+    return (logp * mask).sum(-1)
+
+
+def mean_nll(model: torch.nn.Module, batch: TokenBatch) -> torch.Tensor:
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), batch.labels[:, 1:].flatten(), ignore_index=-100)
+
+
+def _facts(ctx: StepContext, which: str) -> TokenBatch:
+    batch = getattr(ctx.batches, which)
+    if batch is None:
+        raise UserError("this method needs the target's facts: give a facts file or pick a listed entity, or use sae-align.")
+    return batch.to(next(ctx.model.parameters()).device)
+
+
+@dataclass
+class GradAscentConfig(ObjectiveConfig):
+    pass
+
+
+@register
+class GradAscent(Objective):
+    """Maximise the NLL of the target's fact answers."""
+
+    name = "grad-ascent"
+    config_class = GradAscentConfig
+    default_lr = 2e-5
+    needs_full_forward = True
+    needs_facts = True
+
+    def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        nll = mean_nll(ctx.model, _facts(ctx, "forget_facts"))
+        return {"forget_nll": nll.detach(), "total": -nll}
+
+
+@dataclass
+class GradDiffConfig(ObjectiveConfig):
+    lambda_retain: float = 1.0
+
+
+@register
+class GradDiff(Objective):
+    """Gradient ascent on the target's facts plus gradient descent on retain facts."""
+
+    name = "grad-diff"
+    config_class = GradDiffConfig
+    default_lr = 2e-5
+    needs_full_forward = True
+    needs_facts = True
+
+    def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        forget = mean_nll(ctx.model, _facts(ctx, "forget_facts"))
+        retain = mean_nll(ctx.model, _facts(ctx, "retain_facts"))
+        return {"forget_nll": forget.detach(), "retain_nll": retain.detach(),
+                "total": -forget + self.config.lambda_retain * retain}  # type: ignore[attr-defined]
+
+
+@dataclass
+class NpoConfig(ObjectiveConfig):
+    beta: float = 0.1
+
+
+@register
+class Npo(Objective):
+    """Negative preference optimisation (Zhang et al. 2024) against the frozen θ0."""
+
+    name = "npo"
+    config_class = NpoConfig
+    default_lr = 2e-5
+    needs_full_forward = True
+    needs_facts = True
+
+    def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        beta = self.config.beta  # type: ignore[attr-defined]
+        logp = sequence_logp(ctx.model, _facts(ctx, "forget_facts"))
+        ratio = logp - ctx.batches.forget_facts_original_logp.to(logp.device)
+        loss = -(2.0 / beta) * F.logsigmoid(-beta * ratio).mean()
+        return {"npo": loss.detach(), "log_ratio": ratio.mean().detach(), "total": loss}

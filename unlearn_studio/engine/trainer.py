@@ -1,0 +1,273 @@
+"""The unlearning step loop: a generator of events, cancellable between steps, deterministic under a seed."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+from .entities import Entity, Templates, fill_template, generic_text
+from .events import Event, Finished, Progress, StepProgress, TargetState
+from .hooks import HookPoint, capture_one, layer_container
+from .latents import References, batch_activations
+from .objectives import OBJECTIVES, RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
+from .prompts import EntityBatch, encode_entity_prompts
+
+TRAINABLE = ("mlp", "all", "lora")
+
+
+@dataclass
+class TrainConfig:
+    method: str = "sae-align"
+    steps: int = 60
+    lr: float | None = None  # None: the method's default
+    seed: int = 0
+    trainable: str = "mlp"  # mlp: MLPs of layers ℓ−layers_below…ℓ; all: every weight of layers ≤ ℓ; lora
+    layers_below: int = 4
+    lora_rank: int = 8
+    early_stop: bool = True  # stop once every held-out target prompt reads as unknown
+    min_steps: int = 0
+    fact_contexts: bool = False  # also align the entity where it appears inside its fact prompts
+    retain_entities: int = 24
+    retain_templates: int = 4
+    retain_text_chunks: int = 4
+    objective: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else OBJECTIVES[self.method].default_lr
+
+    def validate(self) -> None:
+        if self.method not in OBJECTIVES:
+            raise UserError(f"unknown method {self.method!r}: choose one of {', '.join(OBJECTIVES)}.")
+        if self.trainable not in TRAINABLE:
+            raise UserError(f"trainable must be one of {', '.join(TRAINABLE)}, not {self.trainable!r}.")
+        if self.steps < 1:
+            raise UserError("steps must be at least 1.")
+        if not self.learning_rate > 0:
+            raise UserError("the learning rate must be positive.")
+
+
+@dataclass
+class UnlearningPlan:
+    """What a run trains on: targets, retain entities, templates and θ0 references."""
+
+    targets: list[Entity]
+    retain: list[Entity]
+    templates: Templates
+    references: References
+
+
+@dataclass
+class TrainResult:
+    steps_done: int
+    stopped: str  # steps | early_stop | cancelled | nan
+    seconds: float
+    message: str = ""
+
+
+def fact_token_batch(tokenizer, facts: Sequence[tuple[str, str]]) -> TokenBatch | None:
+    """``(prompt, answer)`` pairs as ``prompt + " " + answer`` with loss only on the answer tokens."""
+    if not facts:
+        return None
+    rows = []
+    for prompt, answer in facts:
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        full_ids = tokenizer(prompt + " " + answer.strip())["input_ids"]
+        rows.append((full_ids, len(prompt_ids)))
+    longest = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id or 0
+    ids = torch.full((len(rows), longest), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for row, (full, start) in enumerate(rows):
+        ids[row, : len(full)] = torch.tensor(full)
+        mask[row, : len(full)] = 1
+        labels[row, start: len(full)] = torch.tensor(full[start:])
+    return TokenBatch(ids, mask, labels)
+
+
+def _fact_context_prompts(targets: Sequence[Entity]) -> list[tuple[str, int, int]]:
+    prompts = []
+    for entity in targets:
+        for fact in entity.facts:
+            start = fact.prompt.lower().find(entity.name.lower())
+            if start >= 0:
+                prompts.append((fact.prompt, start, start + len(entity.name)))
+    return prompts
+
+
+def _retain_text(tokenizer, chunks: int, length: int = 64) -> TokenBatch:
+    ids = tokenizer(generic_text("retain"))["input_ids"]
+    rows = [ids[i:i + length] for i in range(0, len(ids) - length + 1, length)][:chunks] or [ids[:length]]
+    tensor = torch.tensor([row + [tokenizer.pad_token_id or 0] * (length - len(row)) for row in rows])
+    mask = torch.tensor([[1] * len(row) + [0] * (length - len(row)) for row in rows])
+    return TokenBatch(tensor, mask, torch.full_like(tensor, -100))
+
+
+def heldout_batches(tokenizer, targets: Sequence[Entity], templates: Templates) -> dict[str, EntityBatch]:
+    return {t.name: encode_entity_prompts(tokenizer, [fill_template(p, t.name) for p in templates.heldout]) for t in targets}
+
+
+def prepare_batches(model, tokenizer, hook: HookPoint, plan: UnlearningPlan, config: TrainConfig) -> RunBatches:
+    """Tokenise the run's data and record θ0's activations and log-probs on it."""
+    prompts = [fill_template(p, t.name) for t in plan.targets for p in plan.templates.train]
+    if config.fact_contexts:
+        prompts += _fact_context_prompts(plan.targets)
+    forget = encode_entity_prompts(tokenizer, prompts)
+    rng = random.Random(config.seed)
+    retain_entities = rng.sample(plan.retain, min(config.retain_entities, len(plan.retain)))
+    retain_templates = list(plan.templates.train[: config.retain_templates])
+    retain_prompts = [fill_template(p, e.name) for e in retain_entities for p in retain_templates]
+    if not retain_prompts:
+        raise UserError("the retain set is empty: the run needs known entities other than the targets.")
+    retain = encode_entity_prompts(tokenizer, retain_prompts)
+    retain_text = _retain_text(tokenizer, config.retain_text_chunks)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        retain_original = batch_activations(model, hook, retain)
+        retain_text_original = capture_one(model, hook, retain_text.input_ids.to(device), retain_text.attention_mask.to(device)).float()
+    forget_facts = fact_token_batch(tokenizer, [(f.prompt, f.answers[0]) for t in plan.targets for f in t.facts])
+    retain_facts = fact_token_batch(tokenizer, [(e.facts[0].prompt, e.facts[0].answers[0]) for e in retain_entities if e.facts])
+    original_logp = None
+    if forget_facts is not None:
+        with torch.no_grad():
+            original_logp = sequence_logp(model, forget_facts.to(device)).cpu()
+    return RunBatches(forget, retain, retain_original, retain_text, retain_text_original.cpu(), forget_facts, retain_facts, original_logp)
+
+
+def select_parameters(model, hook: HookPoint, config: TrainConfig) -> list[torch.nn.Parameter]:
+    """The weights a run may change; all of them live in blocks at or below the hook."""
+    prefix, layers = layer_container(model)
+    first = 0 if config.trainable == "all" else max(0, hook.layer - config.layers_below)
+    chosen = []
+    for index in range(first, hook.layer + 1):
+        block = layers[index]
+        if config.trainable == "all":
+            chosen += list(block.parameters())
+        elif config.trainable == "mlp":
+            mlp = getattr(block, "mlp", None)
+            if mlp is None:
+                raise UserError(f"block {index} of this model has no 'mlp' module: choose trainable 'all'.")
+            chosen += list(mlp.parameters())
+        else:
+            chosen += [p for name, p in block.named_parameters() if "lora_" in name]
+    if not chosen:
+        raise UserError("no trainable parameters were selected: check the trainable setting and the hook layer.")
+    return chosen
+
+
+def measure_targets(model, sae, hook: HookPoint, references: References, batches: dict[str, EntityBatch]) -> dict[str, TargetState]:
+    """Each target's P(known), unknown fraction and percentile, 2-D point and top-latent activations."""
+    states = {}
+    known_latents, unknown_latents = references.top_known_latents, references.top_unknown_latents
+    sae_dtype = next(sae.parameters()).dtype
+    for name, batch in batches.items():
+        acts = batch_activations(model, hook, batch)
+        with torch.no_grad():
+            codes = sae.encode(acts.to(next(sae.parameters()).device, sae_dtype)).float().cpu()
+        p = references.p_known(codes)
+        mean_code = codes.mean(0, keepdim=True)
+        point = references.projection.project(mean_code)[0]
+        states[name] = TargetState(
+            p_known=float(p.mean()),
+            unknown_fraction=float((p < 0.5).float().mean()),
+            unknown_percentile=float(references.unknown_percentile(mean_code)[0]),
+            point=(float(point[0]), float(point[1])),
+            known_latents=tuple(float(mean_code[0, i]) for i in known_latents),
+            unknown_latents=tuple(float(mean_code[0, i]) for i in unknown_latents),
+        )
+    return states
+
+
+def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: TrainConfig,
+          cancel: threading.Event | None = None) -> Iterator[Event]:
+    """Run the step loop, yielding a :class:`StepProgress` per step and :class:`Finished` (a TrainResult) at the end.
+
+    The model is changed in place; a cancel between steps stops with the weights of the last finished step.
+    """
+    config.validate()
+    objective = make_objective(config.method, config.objective)
+    if objective.needs_facts and not any(t.facts for t in plan.targets):
+        raise UserError(f"{config.method} needs the targets' facts: give a facts file, pick listed entities, or use sae-align.")
+    yield Progress("preparing the run's batches", 0.0)
+    torch.manual_seed(config.seed)
+    batches = prepare_batches(model, tokenizer, hook, plan, config)
+    heldout = heldout_batches(tokenizer, plan.targets, plan.templates)
+    ctx = StepContext(model, sae, hook, plan.references, batches)
+    lora = config.trainable == "lora"
+    if lora:
+        from .lora import add_lora
+
+        add_lora(model, hook, config.layers_below, config.lora_rank)
+    parameters = select_parameters(model, hook, config)
+    try:
+        yield from _loop(ctx, objective, parameters, heldout, config, cancel)
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(False)
+            parameter.grad = None
+        if lora:
+            from .lora import merge_lora
+
+            merge_lora(model)
+
+
+def _loop(ctx: StepContext, objective, parameters, heldout, config: TrainConfig, cancel) -> Iterator[Event]:
+    model = ctx.model
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    optimiser = torch.optim.Adam(parameters, lr=config.learning_rate)
+    started = time.perf_counter()
+    step = 0
+    stopped, message = "steps", ""
+    for step in range(1, config.steps + 1):
+        if cancel is not None and cancel.is_set():
+            step -= 1
+            stopped, message = "cancelled", f"stopped by the user after step {step}"
+            break
+        good = [p.detach().clone() for p in parameters]
+        optimiser.zero_grad(set_to_none=True)
+        terms = objective.losses(ctx)
+        total = terms["total"]
+        finite = bool(torch.isfinite(total))
+        if finite:
+            total.backward()
+            finite = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in parameters)
+        if not finite:
+            with torch.no_grad():
+                for parameter, value in zip(parameters, good):
+                    parameter.copy_(value)
+            message = (f"the loss became NaN or infinite at step {step}; the weights of step {step - 1} were restored. "
+                       "Lower the learning rate or use float32.")
+            step -= 1
+            stopped = "nan"
+            break
+        optimiser.step()
+        with torch.no_grad():
+            drift = terms["retain"] if "retain" in terms else None
+            states = measure_targets(model, ctx.sae, ctx.hook, ctx.references, heldout)
+            if drift is None:
+                from .objectives import retain_drift
+
+                drift = retain_drift(ctx)
+        yield StepProgress(step=step, total=config.steps, losses={k: float(v) for k, v in terms.items()},
+                           targets=states, retain_drift=float(drift), seconds=time.perf_counter() - started)
+        if config.early_stop and step >= config.min_steps and all(s.unknown_fraction == 1.0 for s in states.values()):
+            stopped, message = "early_stop", f"every held-out target prompt reads as unknown after step {step}"
+            break
+    yield Finished(TrainResult(steps_done=step, stopped=stopped, seconds=time.perf_counter() - started, message=message))
