@@ -18,6 +18,9 @@ from typing import Any, Sequence
 
 from rapidfuzz import fuzz
 
+from ..errors import UserError
+from .paths import resources_dir
+
 __all__ = [
     "ENTITY_TYPES",
     "Fact",
@@ -75,7 +78,7 @@ class Templates:
     heldout: tuple[str, ...]
 
 
-class EntityDataError(ValueError):
+class EntityDataError(UserError, ValueError):
     """A facts/entities/templates file is unreadable or malformed.
 
     The message names the file, the line/column (JSON syntax errors) or the
@@ -83,32 +86,12 @@ class EntityDataError(ValueError):
     """
 
 
-class TargetNameError(ValueError):
+class TargetNameError(UserError, ValueError):
     """The target entity name typed by the user is not usable."""
 
 
 # --------------------------------------------------------------------------
 # resources
-
-
-def resources_dir() -> Path:
-    """Return the ``resources/`` folder (repo checkout or installed package)."""
-    here = Path(__file__).resolve()
-    candidate = here.parents[2] / "resources"
-    if candidate.is_dir():
-        return candidate
-    try:
-        from importlib.resources import files
-
-        packaged = files("unlearn_studio") / "resources"
-        if packaged.is_dir():
-            return Path(str(packaged))
-    except (ModuleNotFoundError, TypeError, AttributeError):
-        pass
-    raise FileNotFoundError(
-        f"the resources folder was not found (looked in {candidate} and in the "
-        "installed 'unlearn_studio' package)"
-    )
 
 
 # --------------------------------------------------------------------------
