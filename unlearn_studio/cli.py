@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .errors import USER_ERRORS
+from .errors import USER_ERRORS, UserError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -39,10 +39,10 @@ def _model_options(args: argparse.Namespace):  # noqa: ANN202 - returns engine o
     from .engine.pipeline import ModelSpec
 
     if not args.demo and not args.model:
-        raise SystemExit("unlearn-studio: error: give --demo or --model PATH_OR_ID")
+        raise UserError("give --demo or --model PATH_OR_ID (a model folder, a .gguf file or a hub id).")
     return ModelSpec(
         model=None if args.demo else args.model,
-        sae=getattr(args, "sae", None) if not args.demo or getattr(args, "sae", None) else None,
+        sae=getattr(args, "sae", None),
         sae_id=getattr(args, "sae_id", None),
         device=args.device,
         dtype=args.dtype,
@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     gui = commands.add_parser("gui", help="open the desktop application (the default)")
     gui.set_defaults(handler=cmd_gui)
 
+    from .cli_commands import register_commands
+
+    register_commands(commands)
     return parser
 
 
@@ -114,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"unlearn-studio: error: {error}", file=sys.stderr)
         return 2
-    except MemoryError:
+    except Exception as error:
+        if type(error).__name__ != "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch here
+            raise
         if args.debug:
             traceback.print_exc()
         print("unlearn-studio: error: out of memory: lower the batch size or the trainable layers, "

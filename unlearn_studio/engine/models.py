@@ -158,7 +158,9 @@ def load_model(
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer, in eval mode with every parameter frozen."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}.")
     torch_device = pick_device(device)

@@ -52,6 +52,7 @@ class UnlearnRequest:
     save_model: bool = False
     verify_known: bool = True
     retain_eval_entities: int = 20
+    reference_limit: int = 80  # at most this many known and this many unknown references
 
     def describe(self) -> dict[str, Any]:
         return {"targets": [t.name for t in self.targets], "config": self.config.to_dict(), "evaluate": self.evaluate,
@@ -282,7 +283,8 @@ class Session:
             yield Progress(note, 0.0)
         yield Progress("checking which entities the model knows", 0.01)
         progress_events: list[Progress] = []
-        known, unknown = self.reference_entities([t.name for t in targets], verify=request.verify_known)
+        known, unknown = self.reference_entities([t.name for t in targets], verify=request.verify_known,
+                                                limit=request.reference_limit)
         yield Progress("reference statistics", 0.03)
         refs = self.references(known, unknown, cancel=cancel,
                                progress=lambda m, f: progress_events.append(Progress(m, 0.03 + 0.1 * f)))

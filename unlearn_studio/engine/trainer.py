@@ -265,8 +265,8 @@ def _loop(ctx: StepContext, objective, parameters, heldout, config: TrainConfig,
                 from .objectives import retain_drift
 
                 drift = retain_drift(ctx)
-        yield StepProgress(step=step, total=config.steps, losses={k: float(v) for k, v in terms.items()},
-                           targets=states, retain_drift=float(drift), seconds=time.perf_counter() - started)
+        yield StepProgress(step=step, total=config.steps, losses={k: float(v.detach()) for k, v in terms.items()},
+                           targets=states, retain_drift=float(drift.detach()), seconds=time.perf_counter() - started)
         if config.early_stop and step >= config.min_steps and all(s.unknown_fraction == 1.0 for s in states.values()):
             stopped, message = "early_stop", f"every held-out target prompt reads as unknown after step {step}"
             break

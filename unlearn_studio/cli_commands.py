@@ -1,0 +1,155 @@
+"""Headless subcommands that run engine jobs: ``unlearn``, ``ask``, ``classify``, ``train-sae``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+
+def _session(args: argparse.Namespace):  # noqa: ANN202 - an engine Session
+    from .cli import _model_options, _progress_printer
+    from .engine.pipeline import load_session
+
+    return load_session(_model_options(args), progress=_progress_printer(args.quiet))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "not measured"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def print_before_after(report: dict[str, Any]) -> None:
+    before, after = report.get("before", {}), report.get("after", {})
+    print(f"{report['method']} on {', '.join(report['targets'])}: {report['steps']} steps, {report['seconds']:.1f} s ({report['stopped']})")
+    print(f"{'measure':28s} {'before':>12s} {'after':>12s}")
+    for key in before:
+        print(f"{key:28s} {_fmt(before[key]):>12s} {_fmt(after.get(key)):>12s}")
+    if "run_dir" in report:
+        print(f"run folder: {report['run_dir']}")
+
+
+def cmd_unlearn(args: argparse.Namespace) -> int:
+    from .engine.entities import load_facts_file
+    from .engine.events import Cancelled, Failed, Finished, Progress, StepProgress
+    from .engine.pipeline import UnlearnRequest
+    from .engine.trainer import TrainConfig
+
+    out = Path(args.out).expanduser()
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"the output folder {out} is not empty: give a new folder (runs never overwrite).")
+    extra = load_facts_file(args.facts) if args.facts else []
+    session = _session(args)
+    for warning in session.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    objective = {k: v for k, v in {"lambda_away": args.lambda_away, "lambda_retain": args.lambda_retain,
+                                   "positions": args.positions, "space": args.space}.items() if v is not None}
+    config = TrainConfig(method=args.method, steps=args.steps, lr=args.lr, seed=args.seed, trainable=args.trainable,
+                         layers_below=args.layers_below, early_stop=not args.no_early_stop, objective=objective,
+                         fact_contexts=args.fact_contexts)
+    request = UnlearnRequest(targets=session.resolve_targets(args.target or [], extra), config=config, run_dir=out,
+                             save_model=args.save_model, verify_known=not args.no_verify)
+    for event in session.unlearn(request, args.cancel):
+        if isinstance(event, Progress) and not args.quiet:
+            print(f"[{event.fraction * 100:5.1f}%] {event.message}", file=sys.stderr, flush=True)
+        elif isinstance(event, StepProgress) and not args.quiet:
+            states = ", ".join(f"{name}: P(known) {s.p_known:.2f}" for name, s in event.targets.items())
+            print(f"step {event.step}/{event.total}  loss {event.losses['total']:.4f}  {states}  drift {event.retain_drift:.4f}",
+                  file=sys.stderr, flush=True)
+        elif isinstance(event, Failed):
+            if args.debug and event.traceback_text:
+                print(event.traceback_text, file=sys.stderr)
+            print(f"unlearn-studio: error: {event.error}", file=sys.stderr)
+            return 2
+        elif isinstance(event, Cancelled):
+            print(f"unlearn-studio: cancelled after step {event.step}; the run folder keeps every finished step.", file=sys.stderr)
+            return 130
+        elif isinstance(event, Finished):
+            print_before_after(event.result.report)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .cli import _progress_printer
+    from .engine.demo import ensure_demo_model
+    from .engine.generation import stream_answer
+    from .engine.models import load_model
+
+    if not args.demo and not args.model:
+        raise UserError("give --demo or --model PATH_OR_ID")
+    source = ensure_demo_model(_progress_printer(args.quiet)) if args.demo else args.model
+    loaded = load_model(source, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+                        allow_pickle=args.allow_pickle)
+    if not args.prompt.strip():
+        raise UserError("the prompt is empty: type a question.")
+    stream_answer(loaded.model, loaded.tokenizer, args.prompt, lambda text: print(text, end="", flush=True),
+                  chat=not args.completion, max_new_tokens=args.max_new_tokens)
+    print()
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .cli import _progress_printer
+
+    session = _session(args)
+    statuses = session.classify(progress=_progress_printer(args.quiet), cancel=args.cancel)
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[f"{status.reference}:{status.status}"] = counts.get(f"{status.reference}:{status.status}", 0) + 1
+    print(json.dumps({"counts": counts, "entities": [s.__dict__ for s in statuses]} if args.all else counts, indent=2))
+    return 0
+
+
+def cmd_train_sae(args: argparse.Namespace) -> int:
+    from .cli import _progress_printer
+    from .engine.sae_training import train_demo_sae
+
+    quality = train_demo_sae(Path(args.out), progress=_progress_printer(args.quiet), cancel=args.cancel)
+    print(json.dumps(quality, indent=2))
+    return 0
+
+
+def register_commands(commands: argparse._SubParsersAction) -> None:
+    from .cli import _add_model_arguments
+
+    unlearn = commands.add_parser("unlearn", help="run an unlearning job and write its run folder")
+    _add_model_arguments(unlearn)
+    unlearn.add_argument("--target", action="append", help="an entity to forget (repeat for several)")
+    unlearn.add_argument("--facts", help="a JSON facts file for the targets (see the README for its format)")
+    unlearn.add_argument("--method", default="sae-align", choices=["sae-align", "grad-ascent", "grad-diff", "npo"])
+    unlearn.add_argument("--steps", type=int, default=60)
+    unlearn.add_argument("--lr", type=float, default=None, help="learning rate (default: the method's own)")
+    unlearn.add_argument("--seed", type=int, default=0)
+    unlearn.add_argument("--trainable", default="mlp", choices=["mlp", "all", "lora"])
+    unlearn.add_argument("--layers-below", type=int, default=4, help="train layers ℓ−N … ℓ (ℓ = the SAE's layer)")
+    unlearn.add_argument("--lambda-away", type=float, default=None)
+    unlearn.add_argument("--lambda-retain", type=float, default=None)
+    unlearn.add_argument("--positions", choices=["last", "all"], default=None, help="entity tokens aligned")
+    unlearn.add_argument("--space", choices=["code", "code+error", "code+residual", "residual"], default=None)
+    unlearn.add_argument("--fact-contexts", action="store_true", help="also align the entity inside its fact prompts")
+    unlearn.add_argument("--no-early-stop", action="store_true")
+    unlearn.add_argument("--no-verify", action="store_true", help="use the shipped entity lists without checking known-ness")
+    unlearn.add_argument("--save-model", action="store_true", help="save the unlearned model to OUT/model")
+    unlearn.add_argument("--out", required=True, help="a new folder for the run")
+    unlearn.set_defaults(handler=cmd_unlearn)
+
+    ask = commands.add_parser("ask", help="answer a prompt with a model (an unlearned run's model/ folder too)")
+    _add_model_arguments(ask, sae=False)
+    ask.add_argument("prompt")
+    ask.add_argument("--completion", action="store_true", help="complete the raw text instead of asking in chat form")
+    ask.add_argument("--max-new-tokens", type=int, default=48)
+    ask.set_defaults(handler=cmd_ask)
+
+    classify = commands.add_parser("classify", help="which reference entities the model knows (cached per model)")
+    _add_model_arguments(classify)
+    classify.add_argument("--all", action="store_true", help="print every entity, not only the counts")
+    classify.set_defaults(handler=cmd_classify)
+
+    train_sae = commands.add_parser("train-sae", help="train the demo SAE with sae-lens and measure its quality")
+    train_sae.add_argument("--out", default="resources/demo_sae", help="the folder to write (cfg.json, weights, quality.json)")
+    train_sae.set_defaults(handler=cmd_train_sae)
