@@ -53,6 +53,7 @@ class UnlearnRequest:
     verify_known: bool = True
     retain_eval_entities: int = 20
     reference_limit: int = 80  # at most this many known and this many unknown references
+    before: Evaluation | None = None  # a measurement of θ0 already made for these targets (benchmarks reuse it)
 
     def describe(self) -> dict[str, Any]:
         return {"targets": [t.name for t in self.targets], "config": self.config.to_dict(), "evaluate": self.evaluate,
@@ -303,8 +304,8 @@ class Session:
             }
             if folder:
                 folder.write_config({"request": request.describe(), "session": self.describe()})
-            before = None
-            if request.evaluate:
+            before = request.before
+            if request.evaluate and before is None:
                 yield Progress("measuring the model before unlearning", 0.15)
                 before = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates, cancel=cancel)
             result: TrainResult | None = None
