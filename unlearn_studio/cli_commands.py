@@ -114,6 +114,46 @@ def cmd_train_sae(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .cli import _progress_printer
+    from .engine.audit import run_audit
+    from .engine.entities import load_facts_file
+
+    extra = load_facts_file(args.facts) if args.facts else []
+    session = _session(args)
+    targets = session.resolve_targets(args.target or [], extra)
+    if args.unlearned:
+        session.load_weights(args.unlearned)
+    if not session.is_modified():
+        print("warning: the audited weights equal the original ones: give --unlearned RUN/model to audit a run.", file=sys.stderr)
+    result = run_audit(session, targets, relearn_steps=args.relearn_steps, verify_known=not args.no_verify,
+                       progress=_progress_printer(args.quiet), cancel=args.cancel)
+    data = result.to_dict()
+    if args.out:
+        Path(args.out).write_text(json.dumps(data, indent=2))
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print_audit(data)
+    return 0
+
+
+def _row(values: list[float], fmt: str) -> str:
+    return " ".join(format(v, fmt) for v in values)
+
+
+def print_audit(data: dict[str, Any]) -> None:
+    print(f"audit of {', '.join(data['targets'])}: layers {data['layers'][0]}–{data['layers'][-1]}")
+    for label, key, fmt in (("probe P(known)", "probe_p_known", ".2f"), ("lens P(answer)", "lens_probability", ".2f"),
+                            ("lens rank", "lens_rank", "5.0f")):
+        for model in ("original", "current"):
+            print(f"{label:15s} {model:9s} {_row(data[model][key], fmt)}")
+    for model in ("original", "current"):
+        forms = ", ".join(f"{k} {_fmt(v)}" for k, v in data[model]["accuracy_by_form"].items())
+        print(f"fact accuracy {model:9s} {forms}")
+    print(f"after {data['relearn_steps']} relearning steps on unrelated text: forget accuracy {_fmt(data['relearned_forget_accuracy'])}")
+
+
 def register_commands(commands: argparse._SubParsersAction) -> None:
     from .cli import _add_model_arguments
 
@@ -149,6 +189,17 @@ def register_commands(commands: argparse._SubParsersAction) -> None:
     _add_model_arguments(classify)
     classify.add_argument("--all", action="store_true", help="print every entity, not only the counts")
     classify.set_defaults(handler=cmd_classify)
+
+    audit = commands.add_parser("audit", help="per-layer probe and logit-lens audit of an unlearned model vs the original")
+    _add_model_arguments(audit)
+    audit.add_argument("--target", action="append", help="the entity to audit (repeat for several)")
+    audit.add_argument("--facts", help="a JSON facts file for the targets")
+    audit.add_argument("--unlearned", help="the unlearned model folder (a run's model/); --model is the original")
+    audit.add_argument("--relearn-steps", type=int, default=10)
+    audit.add_argument("--no-verify", action="store_true", help="use the shipped entity lists without checking known-ness")
+    audit.add_argument("--json", action="store_true", help="print the audit as JSON")
+    audit.add_argument("--out", help="also write the JSON to this file")
+    audit.set_defaults(handler=cmd_audit)
 
     train_sae = commands.add_parser("train-sae", help="train the demo SAE with sae-lens and measure its quality")
     train_sae.add_argument("--out", default="resources/demo_sae", help="the folder to write (cfg.json, weights, quality.json)")

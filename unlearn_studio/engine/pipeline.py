@@ -356,6 +356,35 @@ class Session:
                 return stream_answer(self.model, self.tokenizer, prompt, on_text, chat=chat, max_new_tokens=max_new_tokens, cancel=cancel)
         return stream_answer(self.model, self.tokenizer, prompt, on_text, chat=chat, max_new_tokens=max_new_tokens, cancel=cancel)
 
+    def load_weights(self, folder: str | Path) -> None:
+        """Put a saved copy's weights (e.g. a run's ``model/``) into this session; θ0 stays the original.
+
+        Only weights at or below the hook may differ, as they do after any run of this tool.
+        """
+        from safetensors.torch import load_file
+
+        files = sorted(Path(folder).expanduser().glob("*.safetensors"))
+        if not files:
+            raise UserError(f"{folder} has no *.safetensors weights: give an unlearned model folder (a run's model/).")
+        state: dict[str, torch.Tensor] = {}
+        for path in files:
+            state.update(load_file(str(path)))
+        resettable = self.resettable_parameters()
+        current = dict(self.model.named_parameters())
+        for name, parameter in current.items():
+            if name not in state:
+                continue
+            if state[name].shape != parameter.shape:
+                raise UserError(f"{folder} is not a copy of the loaded model: {name} has shape {tuple(state[name].shape)}, "
+                                f"expected {tuple(parameter.shape)}.")
+            if name not in resettable and not torch.equal(state[name].to(parameter), parameter.detach()):
+                raise UserError(f"{folder} differs from the loaded model above the SAE's layer ({name}): "
+                                "it is not an unlearned copy of this model with this SAE.")
+        with torch.no_grad():
+            for name, parameter in resettable.items():
+                if name in state:
+                    parameter.copy_(state[name].to(parameter))
+
     @property
     def model_folder(self) -> Path | None:
         path = Path(self.loaded.info.source).expanduser()
