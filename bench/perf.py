@@ -1,0 +1,166 @@
+"""Performance benchmark on the demo model and SAE: ratios measured side by side in one process.
+
+    python bench/perf.py            # prints a table, writes bench/results/perf.json
+
+Keys (targets in docs/results.md): early_exit_speedup, align_vs_ga_step_ratio, reference_cache_speedup,
+ui_latency_p95_ms, ui_latency_max_ms, plot_update_ms, peak_rss_gb, steps_per_second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+TARGETS = {"early_exit_speedup": ">= 2.5", "align_vs_ga_step_ratio": "<= 0.6", "reference_cache_speedup": ">= 20",
+           "ui_latency_p95_ms": "<= 50", "ui_latency_max_ms": "<= 200", "plot_update_ms": "<= 5",
+           "peak_rss_gb": "<= 2.5", "steps_per_second": "report"}
+
+
+def median_seconds(function, repeats: int = 5) -> float:
+    function()  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bench_early_exit(session) -> dict:
+    import torch
+
+    from unlearn_studio.engine.hooks import capture_one
+    from unlearn_studio.engine.latents import entity_batch
+
+    candidates, _, templates = session.entity_data()
+    batch, _ = entity_batch(session.tokenizer, candidates[:8], templates.train[:4])
+    ids, mask = batch.input_ids, batch.attention_mask
+    with torch.no_grad():
+        early = median_seconds(lambda: capture_one(session.model, session.hook, ids, mask))
+        full = median_seconds(lambda: session.model(input_ids=ids, attention_mask=mask, output_hidden_states=True, use_cache=False))
+    return {"early_exit_seconds": early, "full_forward_seconds": full, "early_exit_speedup": full / early}
+
+
+def bench_steps(session) -> dict:
+    """One sae-align step vs one gradient-ascent step on the same tokens and the same trainable parameters."""
+    import torch
+
+    from unlearn_studio.engine.objectives import StepContext, TokenBatch, make_objective
+    from unlearn_studio.engine.trainer import TrainConfig, UnlearningPlan, prepare_batches, select_parameters
+
+    targets = session.resolve_targets(["Eiffel Tower"])
+    known, unknown = session.reference_entities(["Eiffel Tower"])
+    refs = session.references(known, unknown)
+    config = TrainConfig()
+    plan = UnlearningPlan(targets, known, session.entity_data()[2], refs)
+    batches = prepare_batches(session.model, session.tokenizer, session.hook, plan, config)
+    forget = batches.forget
+    # Gradient ascent on exactly the tokens sae-align reads (forget prompts) plus the retain rows sae-align keeps.
+    retain_rows = batches.retain
+    ga_ids = torch.nn.utils.rnn.pad_sequence(
+        [*forget.input_ids, *retain_rows.input_ids, *batches.retain_text.input_ids], batch_first=True,
+        padding_value=session.tokenizer.pad_token_id)
+    ga_mask = torch.nn.utils.rnn.pad_sequence(
+        [*forget.attention_mask, *retain_rows.attention_mask, *batches.retain_text.attention_mask], batch_first=True)
+    batches.forget_facts = TokenBatch(ga_ids, ga_mask, ga_ids.masked_fill(ga_mask == 0, -100))
+    ctx = StepContext(session.model, session.sae.sae, session.hook, refs, batches)
+    parameters = select_parameters(session.model, session.hook, config)
+    results = {}
+    for name in ("sae-align", "grad-ascent"):
+        objective = make_objective(name)
+        optimiser = torch.optim.Adam(parameters, lr=1e-12)
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+
+        def step() -> None:
+            optimiser.zero_grad(set_to_none=True)
+            objective.losses(ctx)["total"].backward()
+            optimiser.step()
+
+        results[name] = median_seconds(step, repeats=5)
+        for parameter in parameters:
+            parameter.requires_grad_(False)
+            parameter.grad = None
+    session.reset()
+    return {"align_step_seconds": results["sae-align"], "ga_step_seconds": results["grad-ascent"],
+            "align_vs_ga_step_ratio": results["sae-align"] / results["grad-ascent"],
+            "tokens_per_step": int(ga_mask.sum())}
+
+
+def bench_reference_cache(session) -> dict:
+    from unlearn_studio.engine.latents import References, compute_references, references_cache_key
+    from unlearn_studio.engine.models import weights_fingerprint
+    from unlearn_studio.engine.paths import cache_dir
+
+    known, unknown = session.reference_entities(["Eiffel Tower"])
+    templates = session.entity_data()[2].train
+    started = time.perf_counter()
+    refs = compute_references(session.model, session.tokenizer, session.sae.sae, session.hook, known, unknown, templates)
+    computed = time.perf_counter() - started
+    key = references_cache_key(session.original_fingerprint, weights_fingerprint(session.sae.sae), session.hook.name,
+                               [e.name for e in known], [e.name for e in unknown], templates)
+    path = cache_dir("references") / f"{key}.safetensors"
+    refs.save(path)
+    loaded = median_seconds(lambda: References.load(path))
+    return {"references_compute_seconds": computed, "references_load_seconds": loaded,
+            "reference_cache_speedup": computed / loaded, "reference_prompts": (len(known) + len(unknown)) * len(templates)}
+
+
+def bench_gui_run(steps: int = 15) -> dict:
+    """Event-loop lateness of the main window and plot update time during a demo run."""
+    from bench.gui_latency import measure_gui_during_run
+
+    return measure_gui_during_run(steps=steps)
+
+
+def bench_peak_rss(steps: int = 60) -> dict:
+    """A full demo run (defaults) in a child process: peak resident memory and steps per second."""
+    out = Path(tempfile.mkdtemp()) / "run"
+    command = [sys.executable, "-m", "unlearn_studio.cli", "--quiet", "unlearn", "--demo", "--target", "Eiffel Tower",
+               "--steps", str(steps), "--out", str(out)]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    report = json.loads((out / "report.json").read_text())
+    return {"peak_rss_gb": peak_kb / 1024 / 1024, "full_run_seconds": wall, "run_steps": report["steps"],
+            "steps_per_second": report["steps"] / report["train_seconds"], "run_stopped": report["stopped"]}
+
+
+def main() -> None:
+    import torch
+
+    from unlearn_studio.engine.pipeline import ModelSpec, load_session
+
+    started = time.perf_counter()
+    results: dict = {"torch_threads": torch.get_num_threads()}
+    results.update(bench_peak_rss())  # first, so the child's peak is not mixed with this process
+    session = load_session(ModelSpec())
+    results.update(bench_early_exit(session))
+    results.update(bench_reference_cache(session))
+    results.update(bench_steps(session))
+    del session
+    results.update(bench_gui_run())
+    results["bench_seconds"] = time.perf_counter() - started
+    out = ROOT / "bench" / "results" / "perf.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"{'key':28s} {'value':>10s}  target")
+    for key, target in TARGETS.items():
+        print(f"{key:28s} {results[key]:10.3f}  {target}")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
