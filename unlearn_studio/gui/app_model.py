@@ -1,0 +1,430 @@
+"""The application state (acconeer-style ``AppModel``): owns the session and jobs, emits ``sig_*`` signals.
+
+Views are thin widgets that call the model's methods and render from its
+signals. High-rate training data has its own signal (``sig_step``), separate from
+state changes (``sig_state``). The engine is imported lazily, inside jobs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from .workers import Job, JobManager, drain_events
+
+# Job names shown in the status bar.
+LOAD, CLASSIFY, RUN, ASK, SAVE, RESET = "load", "classify", "run", "ask", "save", "reset"
+JOB_LABELS = {LOAD: "Loading the model and SAE", CLASSIFY: "Classifying known-ness", RUN: "Unlearning",
+              ASK: "Answering", SAVE: "Saving the model", RESET: "Resetting the model"}
+METHODS = ("sae-align", "grad-ascent", "grad-diff", "npo")
+
+
+@dataclass(frozen=True)
+class ReferencesReady:
+    """The θ0 reference map of a run, sent before its first step."""
+
+    known_points: list[list[float]]
+    unknown_points: list[list[float]]
+    known_names: list[str]
+    unknown_names: list[str]
+    top_known_latents: list[int]
+    top_unknown_latents: list[int]
+    targets: list[str]
+
+
+@dataclass(frozen=True)
+class AskPiece:
+    which: str  # original | current
+    text: str
+    done: bool = False
+
+
+@dataclass
+class Target:
+    name: str
+    type: str = "other"
+    facts: tuple = ()  # engine Facts, when typed in or loaded from a file
+    listed: bool = False  # one of the shipped reference entities
+
+    @property
+    def label(self) -> str:
+        if self.facts:
+            facts = f"{len(self.facts)} facts"
+        else:
+            facts = "shipped facts" if self.listed else "no facts"
+        return f"{self.name}  ({self.type}, {facts})"
+
+
+@dataclass
+class EntityRow:
+    name: str
+    type: str
+    reference: str  # candidate | fictitious
+    facts: int
+    status: str = ""  # known | unknown | excluded | "" (not classified)
+    correct: int | None = None
+
+
+@dataclass
+class RunSettings:
+    method: str = "sae-align"
+    steps: int = 60
+    lr: float | None = None
+    seed: int = 0
+    trainable: str = "mlp"
+    layers_below: int = 4
+    lora: bool = False
+    lora_rank: int = 8
+    lambda_away: float = 0.5
+    lambda_retain: float = 1.0
+    positions: str = "last"
+    space: str = "code"
+    early_stop: bool = True
+    evaluate: bool = True
+    verify_known: bool = True
+    objective_extra: dict = field(default_factory=dict)
+
+    def train_config(self):  # noqa: ANN201 - an engine TrainConfig
+        from ..engine.trainer import TrainConfig
+
+        objective: dict[str, Any] = {}
+        if self.method == "sae-align":
+            objective = {"lambda_away": self.lambda_away, "lambda_retain": self.lambda_retain,
+                         "positions": self.positions, "space": self.space}
+        elif self.method == "grad-diff":
+            objective = {"lambda_retain": self.lambda_retain}
+        objective.update(self.objective_extra)
+        return TrainConfig(method=self.method, steps=self.steps, lr=self.lr, seed=self.seed,
+                           trainable="lora" if self.lora else self.trainable, layers_below=self.layers_below,
+                           lora_rank=self.lora_rank, early_stop=self.early_stop, objective=objective)
+
+
+class AppModel(QObject):
+    """State holder and job launcher. Every job is a :class:`Job`; at most one touches the session at a time."""
+
+    sig_state = Signal()  # busy / loaded / modified / targets changed
+    sig_progress = Signal(str, str, float)  # job, message, fraction
+    sig_loaded = Signal(dict)  # Session.describe()
+    sig_entities = Signal(list)  # list[EntityRow]
+    sig_targets = Signal(list)  # list[Target]
+    sig_run_started = Signal(object)  # ReferencesReady
+    sig_step = Signal(object)  # StepProgress (high rate)
+    sig_run_ended = Signal(str, object)  # finished | cancelled | failed, report dict / details
+    sig_ask = Signal(object)  # AskPiece
+    sig_saved = Signal(str)
+    sig_error = Signal(str, str, str)  # title, message, details (traceback)
+    sig_message = Signal(str)  # one line for the status bar
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.jobs = JobManager(self)
+        self.jobs.sig_changed.connect(self.sig_state)
+        self.session = None
+        self.description: dict | None = None
+        self.entities: list[EntityRow] = []
+        self.targets: list[Target] = []
+        self.busy: str | None = None
+        self.modified = False
+        self.last_report: dict | None = None
+        self.last_run_dir: str | None = None
+        self.run_started_at: float | None = None
+        self._job: Job | None = None
+
+    # ---- job plumbing -----------------------------------------------------------------------------------
+    def _start(self, name: str, fn) -> Job | None:  # noqa: ANN001
+        if self.busy is not None:
+            self.sig_message.emit(f"{JOB_LABELS[self.busy]}: wait for it to finish or stop it first.")
+            return None
+        job = Job(name, fn, self)
+        job.sig_progress.connect(self._on_progress)
+        job.sig_event.connect(self._on_event)
+        job.sig_result.connect(self._on_result)
+        job.sig_failed.connect(self._on_failed)
+        job.sig_cancelled.connect(self._on_cancelled)
+        job.finished.connect(self._on_job_finished)
+        self.busy = name
+        self._job = job
+        self.sig_state.emit()
+        self.sig_message.emit(f"{JOB_LABELS[name]}…")
+        self.jobs.start(job)
+        return job
+
+    def _current(self) -> str:
+        job = self.sender()
+        return job.name if isinstance(job, Job) else (self.busy or "")
+
+    def _on_job_finished(self) -> None:
+        job = self.sender()
+        if job is self._job:
+            self._job = None
+            self.busy = None
+            self.sig_state.emit()
+
+    def _on_progress(self, message: str, fraction: float) -> None:
+        self.sig_progress.emit(self._current(), message, fraction)
+
+    def _on_event(self, event: object) -> None:
+        from ..engine.events import Progress, StepProgress
+
+        if isinstance(event, StepProgress):
+            self.modified = True
+            self.sig_step.emit(event)
+        elif isinstance(event, Progress):
+            self.sig_progress.emit(self._current(), event.message, event.fraction)
+        elif isinstance(event, ReferencesReady):
+            self.sig_run_started.emit(event)
+        elif isinstance(event, AskPiece):
+            self.sig_ask.emit(event)
+
+    def _on_result(self, result: object) -> None:
+        name = self._current()
+        handler = getattr(self, f"_done_{name}", None)
+        if handler:
+            handler(result)
+
+    def _on_failed(self, message: str, details: str, user_error: bool) -> None:
+        name = self._current()
+        title = f"{JOB_LABELS.get(name, 'The job')} failed"
+        self.sig_message.emit(f"{title}: {message}")
+        if name == RUN:
+            self.sig_run_ended.emit("failed", {"error": message})
+        if name == ASK:
+            self.sig_ask.emit(AskPiece("current", "", done=True))
+        self.sig_error.emit(title, message, details)
+
+    def _on_cancelled(self, details: object) -> None:
+        name = self._current()
+        if name == RUN:
+            info = details if isinstance(details, dict) else {}
+            self.last_run_dir = info.get("run_dir") or self.last_run_dir
+            step = info.get("step")
+            self.sig_message.emit(f"Run stopped after step {step}." if step is not None else "Run stopped.")
+            self.sig_run_ended.emit("cancelled", info)
+        else:
+            self.sig_message.emit(f"{JOB_LABELS.get(name, 'Job')} cancelled.")
+            if name == ASK:
+                self.sig_ask.emit(AskPiece("current", "", done=True))
+
+    def stop(self) -> None:
+        """Cancel the current job (a run stops within one step)."""
+        if self._job is not None:
+            self._job.cancel.set()
+            self.sig_message.emit(f"Stopping: {JOB_LABELS.get(self._job.name, '')}…")
+
+    def shutdown(self, timeout_ms: int = 20000) -> bool:
+        return self.jobs.shutdown(timeout_ms)
+
+    # ---- load -------------------------------------------------------------------------------------------
+    def load(self, model: str | None, sae: str | None, sae_id: str | None = None, device: str = "auto",
+             dtype: str = "float32", trust_remote_code: bool = False) -> Job | None:
+        spec_args = dict(model=model or None, sae=sae or None, sae_id=sae_id or None, device=device or "auto",
+                         dtype=dtype, trust_remote_code=trust_remote_code)
+
+        def fn(job: Job) -> dict:
+            from ..engine.pipeline import ModelSpec, load_session
+
+            session = load_session(ModelSpec(**spec_args), progress=job.progress)
+            job.progress("reading the entity lists", 0.97)
+            candidates, fictitious, _ = session.entity_data()
+            statuses = {s.name: s for s in (session.cached_statuses() or [])}
+            rows = [EntityRow(e.name, e.type, ref, len(e.facts)) for ref, group in
+                    (("candidate", candidates), ("fictitious", fictitious)) for e in group]
+            for row in rows:
+                if row.name in statuses:
+                    row.status, row.correct = statuses[row.name].status, statuses[row.name].correct
+            return {"session": session, "description": session.describe(), "rows": rows}
+
+        return self._start(LOAD, fn)
+
+    def _done_load(self, result: dict) -> None:
+        self.session = result["session"]
+        self.description = result["description"]
+        self.entities = result["rows"]
+        self.modified = False
+        self.last_report = None
+        model = self.description["model"]
+        self.sig_message.emit(f"Loaded {model.get('name')} ({model.get('n_layers')} layers, width {model.get('d_model')}).")
+        self.sig_loaded.emit(self.description)
+        self.sig_entities.emit(self.entities)
+        self.sig_state.emit()
+
+    # ---- entities and targets ------------------------------------------------------------------------------
+    def classify(self) -> Job | None:
+        if self.session is None:
+            self.sig_message.emit("Load a model first.")
+            return None
+        session = self.session
+
+        def fn(job: Job) -> list:
+            return session.classify(progress=job.progress, cancel=job.cancel)
+
+        return self._start(CLASSIFY, fn)
+
+    def _done_classify(self, statuses: list) -> None:
+        by_name = {s.name: s for s in statuses}
+        for row in self.entities:
+            if row.name in by_name:
+                row.status, row.correct = by_name[row.name].status, by_name[row.name].correct
+        known = sum(1 for s in statuses if s.status == "known")
+        unknown = sum(1 for s in statuses if s.status == "unknown")
+        self.sig_message.emit(f"Known-ness: {known} known, {unknown} unknown, "
+                              f"{len(statuses) - known - unknown} excluded.")
+        self.sig_entities.emit(self.entities)
+
+    def add_target(self, name: str, type_: str = "other", facts: tuple = ()) -> bool:
+        from ..engine.entities import validate_target_name  # light: no torch
+
+        try:
+            clean = validate_target_name(name)
+        except Exception as error:  # noqa: BLE001 - a TargetNameError (UserError)
+            self.sig_error.emit("Target not added", str(error), "")
+            return False
+        listed = next((row for row in self.entities if row.name.lower() == clean.lower()), None)
+        if any(t.name.lower() == clean.lower() for t in self.targets):
+            self.sig_message.emit(f"{clean} is already a target.")
+            return False
+        if listed is not None and not facts:
+            target = Target(listed.name, listed.type, (), listed=True)
+        else:
+            target = Target(clean, type_ or "other", tuple(facts), listed=listed is not None)
+        self.targets.append(target)
+        self.sig_targets.emit(list(self.targets))
+        self.sig_state.emit()
+        return True
+
+    def add_facts_file(self, path: str) -> int:
+        from ..engine.entities import load_facts_file
+
+        try:
+            entities = load_facts_file(path)
+        except Exception as error:  # noqa: BLE001 - EntityDataError names file, line and column
+            self.sig_error.emit("Facts file not loaded", str(error), "")
+            return 0
+        added = 0
+        for entity in entities:
+            self.targets = [t for t in self.targets if t.name.lower() != entity.name.lower()]
+            self.targets.append(Target(entity.name, entity.type, tuple(entity.facts),
+                                       listed=any(r.name.lower() == entity.name.lower() for r in self.entities)))
+            added += 1
+        self.sig_message.emit(f"Added {added} target(s) with facts from {Path(path).name}.")
+        self.sig_targets.emit(list(self.targets))
+        self.sig_state.emit()
+        return added
+
+    def remove_target(self, name: str) -> None:
+        self.targets = [t for t in self.targets if t.name != name]
+        self.sig_targets.emit(list(self.targets))
+        self.sig_state.emit()
+
+    def clear_targets(self) -> None:
+        self.targets = []
+        self.sig_targets.emit([])
+        self.sig_state.emit()
+
+    # ---- run ----------------------------------------------------------------------------------------------
+    def start_run(self, settings: RunSettings) -> Job | None:
+        if self.session is None:
+            self.sig_message.emit("Load a model first.")
+            return None
+        if not self.targets:
+            self.sig_error.emit("No target", "Add at least one target entity: double-click one in the table, "
+                                "or type a name and press Add.", "")
+            return None
+        session = self.session
+        targets = list(self.targets)
+
+        def fn(job: Job) -> dict:
+            from ..engine.entities import Entity
+            from ..engine.paths import user_data_dir
+            from ..engine.pipeline import UnlearnRequest
+            from ..engine.runs import new_folder_path
+
+            config = settings.train_config()
+            config.validate()
+            extra = [Entity(t.name, t.type, t.facts) for t in targets if t.facts or not t.listed]
+            entities = session.resolve_targets([t.name for t in targets if not (t.facts or not t.listed)], extra)
+            job.progress("choosing the reference entities", 0.0)
+            known, unknown = session.reference_entities([t.name for t in entities], verify=settings.verify_known)
+            refs = session.references(known, unknown, cancel=job.cancel,
+                                      progress=lambda m, f: job.progress(f"reference statistics: {m}", 0.1 * f))
+            job.emit_event(ReferencesReady(refs.known_points.tolist(), refs.unknown_points.tolist(),
+                                           list(refs.known_names), list(refs.unknown_names),
+                                           list(refs.top_known_latents), list(refs.top_unknown_latents),
+                                           [t.name for t in entities]))
+            stem = time.strftime("%Y%m%d-%H%M%S-") + config.method
+            run_dir = new_folder_path(user_data_dir() / "runs", stem)
+            request = UnlearnRequest(entities, config=config, run_dir=run_dir, evaluate=settings.evaluate,
+                                     verify_known=settings.verify_known)
+            result = drain_events(job, session.unlearn(request, job.cancel))
+            report = dict(result.report)
+            report.setdefault("run_dir", str(run_dir))
+            return report
+
+        self.run_started_at = time.monotonic()
+        return self._start(RUN, fn)
+
+    def _done_run(self, report: dict) -> None:
+        self.last_report = report
+        self.last_run_dir = report.get("run_dir")
+        self.sig_message.emit(f"Run finished after {report.get('steps')} steps ({report.get('stopped')}); "
+                              f"report in {self.last_run_dir}.")
+        self.sig_run_ended.emit("finished", report)
+
+    def reset(self) -> Job | None:
+        if self.session is None:
+            return None
+        session = self.session
+
+        def fn(job: Job) -> bool:
+            session.reset()
+            return session.is_modified()
+
+        return self._start(RESET, fn)
+
+    def _done_reset(self, still_modified: bool) -> None:
+        self.modified = bool(still_modified)
+        self.sig_message.emit("The model is back to its original weights.")
+        self.sig_state.emit()
+
+    # ---- ask and save -------------------------------------------------------------------------------------------
+    def ask(self, prompt: str, chat: bool = True, max_new_tokens: int = 48) -> Job | None:
+        if self.session is None:
+            self.sig_message.emit("Load a model first.")
+            return None
+        if not prompt.strip():
+            self.sig_message.emit("Type a question first.")
+            return None
+        session = self.session
+
+        def fn(job: Job) -> bool:
+            for which, original in (("original", True), ("current", False)):
+                session.ask(prompt, lambda text, which=which: job.emit_event(AskPiece(which, text)), original=original,
+                            chat=chat, max_new_tokens=max_new_tokens, cancel=job.cancel)
+                job.emit_event(AskPiece(which, "", done=True))
+                if job.cancel.is_set():
+                    return False
+            return True
+
+        return self._start(ASK, fn)
+
+    def _done_ask(self, _ok: bool) -> None:
+        self.sig_message.emit("Answered with the original and the current weights.")
+
+    def save_model(self, folder: str) -> Job | None:
+        if self.session is None:
+            return None
+        session = self.session
+
+        def fn(job: Job) -> str:
+            job.progress(f"saving to {folder}", 0.1)
+            return str(session.save_model(Path(folder)))
+
+        return self._start(SAVE, fn)
+
+    def _done_save(self, path: str) -> None:
+        self.sig_message.emit(f"Saved the model to {path}.")
+        self.sig_saved.emit(path)

@@ -1,0 +1,359 @@
+"""The main window: docks around the live plots, menus with shortcuts, status bar, persisted layout."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QWidget)
+
+from .. import __version__
+from .app_model import JOB_LABELS, AppModel, RunSettings
+from .panels.ask import AskPanel
+from .panels.entities import EntitiesPanel, TargetsPanel
+from .panels.results import FactsPanel
+from .panels.run import RunPanel
+from .panels.setup import SetupPanel
+from .plots import LivePlots
+
+SETTINGS_VERSION = 1
+CLOSE_WAIT_MS = 20000
+
+
+def settings_store() -> QSettings:
+    """The GUI's QSettings, as an ini file in the user data folder (so tests, which isolate it, never touch it)."""
+    from ..engine.paths import user_data_dir  # Qt- and torch-free
+
+    return QSettings(str(user_data_dir() / "gui-settings.ini"), QSettings.Format.IniFormat)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, *, autoload: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Unlearn Studio {__version__}")
+        self.setObjectName("MainWindow")
+        self.model = AppModel(self)
+        self.settings = settings_store()
+        self.error_box: QMessageBox | None = None
+        self._closing = False
+
+        self.plots = LivePlots()
+        self.setCentralWidget(self.plots)
+        self.setup = SetupPanel(self.model)
+        self.entities = EntitiesPanel(self.model)
+        self.targets = TargetsPanel(self.model, self.entities)
+        self.run_panel = RunPanel(self.model)
+        self.ask = AskPanel(self.model)
+        self.facts = FactsPanel(self.model)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+
+        self.docks: dict[str, QDockWidget] = {}
+        self._dock("setup", "Model and SAE", self.setup, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("entities", "Reference entities", self.entities, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("run", "Run", self.run_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("targets", "Targets to forget", self.targets, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("ask", "Ask before / after", self.ask, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("facts", "Facts before / after", self.facts, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("log", "Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["ask"], self.docks["facts"])
+        self.tabifyDockWidget(self.docks["facts"], self.docks["log"])
+        self.docks["ask"].raise_()
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._default_state = None
+
+        self._make_actions()
+        self._make_status_bar()
+        self.run_panel.start_button.clicked.connect(self.start_run)
+
+        self.model.sig_error.connect(self.show_error)
+        self.model.sig_message.connect(self._on_message)
+        self.model.sig_state.connect(self._on_state)
+        self.model.sig_run_started.connect(self.plots.start_run)
+        self.model.sig_step.connect(self.plots.add_step)
+        self.model.sig_loaded.connect(self._on_loaded)
+        self.model.sig_run_ended.connect(self._on_run_ended)
+        self.model.sig_saved.connect(self._on_saved)
+
+        self.resize(1400, 900)
+        self.resizeDocks([self.docks["setup"], self.docks["run"]], [345, 300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["ask"]], [190], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["setup"], self.docks["run"]], [330, 470], Qt.Orientation.Vertical)
+        self._default_state = self.saveState(SETTINGS_VERSION)
+        self.restore_settings()
+        self._on_state()
+        if autoload:
+            QTimer.singleShot(0, self.setup.load)
+
+    # ---- construction ------------------------------------------------------------------------------------
+    def _dock(self, key: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{key}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
+                         QDockWidget.DockWidgetFeature.DockWidgetClosable |
+                         QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        self.docks[key] = dock
+        return dock
+
+    def _action(self, text: str, slot, shortcuts=(), tip: str = "") -> QAction:  # noqa: ANN001
+        action = QAction(text, self)
+        if shortcuts:
+            action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _make_actions(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        self.act_load = self._action("&Load model and SAE", self.setup.load, ["Ctrl+O"], "Load the chosen model and SAE")
+        self.act_facts = self._action("Load &facts file…", self.targets.load_file, [], "Add targets with facts")
+        self.act_save = self._action("&Save model…", self.save_model_dialog, ["Ctrl+S"],
+                                     "Save the current weights to a new folder")
+        self.act_export = self._action("&Export run (open its folder)", self.export_run, ["Ctrl+E"],
+                                       "Open the last run's folder (config, metrics.jsonl, report)")
+        self.act_quit = self._action("&Quit", self.close, ["Ctrl+Q"])
+        for action in (self.act_load, self.act_facts, None, self.act_save, self.act_export, None, self.act_quit):
+            file_menu.addSeparator() if action is None else file_menu.addAction(action)
+        run_menu = menu.addMenu("&Run")
+        self.act_classify = self._action("&Classify known-ness", self.model.classify, [], "Which entities the model knows")
+        self.act_start = self._action("&Start unlearning", self.start_run, ["Ctrl+R"])
+        self.act_stop = self._action("S&top", self.model.stop, ["Esc", "Ctrl+."], "Stop the current job")
+        self.act_reset = self._action("&Reset model", self.model.reset, [], "Put the original weights back")
+        for action in (self.act_classify, None, self.act_start, self.act_stop, self.act_reset):
+            run_menu.addSeparator() if action is None else run_menu.addAction(action)
+        view_menu = menu.addMenu("&View")
+        for dock in self.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        self.act_layout = self._action("Reset &layout", self.reset_layout)
+        view_menu.addAction(self.act_layout)
+        help_menu = menu.addMenu("&Help")
+        self.act_help = self._action("&Help and about", self.show_about, ["F1"])
+        help_menu.addAction(self.act_help)
+
+    def _make_status_bar(self) -> None:
+        self.job_label = QLabel("Ready")
+        self.memory_label = QLabel("")
+        self.memory_label.setToolTip("Memory in use by Unlearn Studio (resident set size)")
+        bar = self.statusBar()
+        bar.addWidget(self.job_label, 1)
+        bar.addPermanentWidget(self.memory_label)
+        self.memory_timer = QTimer(self)
+        self.memory_timer.setInterval(2000)
+        self.memory_timer.timeout.connect(self._update_memory)
+        self.memory_timer.start()
+        self._update_memory()
+
+    def _update_memory(self) -> None:
+        try:
+            import psutil
+
+            rss = psutil.Process(os.getpid()).memory_info().rss
+            self.memory_label.setText(f"Memory {rss / 2**30:.2f} GiB" if rss > 2**30 else f"Memory {rss / 2**20:.0f} MiB")
+        except Exception:  # noqa: BLE001 - the status bar is informative only
+            self.memory_label.setText("")
+
+    # ---- actions ---------------------------------------------------------------------------------------------
+    def current_settings(self) -> RunSettings:
+        settings = self.run_panel.settings()
+        settings.verify_known = self.entities.verify.isChecked()
+        return settings
+
+    def start_run(self) -> None:
+        if self.model.busy is not None:
+            return
+        self.model.start_run(self.current_settings())
+
+    def ask_new_folder(self) -> str:
+        """A new folder name for a save (never the loaded model's folder)."""
+        from ..engine.paths import user_data_dir
+        from ..engine.runs import new_folder_path
+
+        suggestion = new_folder_path(user_data_dir() / "models", "unlearned-model")
+        path, _ = QFileDialog.getSaveFileName(self, "Save the model to a new folder", str(suggestion), "Folder (*)",
+                                              options=QFileDialog.Option.DontConfirmOverwrite)
+        return path
+
+    def save_model_dialog(self) -> None:
+        if self.model.session is None:
+            self.show_error("Nothing to save", "Load a model first.", "")
+            return
+        path = self.ask_new_folder()
+        if path:
+            self.save_model_to(path)
+
+    def save_model_to(self, path: str) -> None:
+        if Path(path).exists():
+            self.show_error("Not saved", f"{path} already exists: choose a new folder name (saves never overwrite).", "")
+            return
+        self.model.save_model(path)
+
+    def export_run(self) -> bool:
+        run_dir = self.model.last_run_dir
+        if not run_dir or not Path(run_dir).is_dir():
+            self.show_error("No run to export", "Start a run first: its folder holds config.json, metrics.jsonl "
+                            "and the report.", "")
+            return False
+        return self.open_folder(run_dir)
+
+    def open_folder(self, path: str) -> bool:
+        """Show a folder in the desktop's file manager."""
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+
+    def show_about(self) -> None:
+        box = QMessageBox(self)
+        box.setWindowTitle("About Unlearn Studio")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(
+            f"<h3>Unlearn Studio {__version__}</h3>"
+            "<p>SAE-guided internal-representation unlearning (Yamashita et al., 2025, arXiv 2509.15631).</p>"
+            "<ol><li>Load a model and an SAE (the demo loads by itself).</li>"
+            "<li>Pick targets: double-click entities in the table, or type a name and press Add.</li>"
+            "<li>Start (Ctrl+R) and watch the target's point move from the known cluster (blue) to the unknown "
+            "cluster (orange). Esc stops.</li>"
+            "<li>Ask the same question before and after; save the model (Ctrl+S) or open the run folder (Ctrl+E).</li>"
+            "</ol>")
+        box.setStandardButtons(QMessageBox.StandardButton.Ok)
+        box.open()
+        self.about_box = box
+
+    def show_error(self, title: str, message: str, details: str = "") -> None:
+        """A non-blocking dialog naming the problem; a traceback only behind 'Show Details…'."""
+        if self._closing:
+            return
+        self.job_label.setText(f"{title}: {message}")
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle(title)
+        box.setText(message)
+        if details:
+            box.setDetailedText(details)
+        box.setStandardButtons(QMessageBox.StandardButton.Ok)
+        box.open()
+        self.error_box = box
+
+    def reset_layout(self) -> None:
+        if self._default_state is not None:
+            self.restoreState(self._default_state, SETTINGS_VERSION)
+            for dock in self.docks.values():
+                dock.show()
+
+    # ---- model signals --------------------------------------------------------------------------------------------
+    def _on_message(self, text: str) -> None:
+        self.job_label.setText(text)
+        self.log.appendPlainText(text)
+
+    def _on_state(self) -> None:
+        busy = self.model.busy
+        idle, loaded = busy is None, self.model.session is not None
+        self.act_load.setEnabled(idle)
+        self.act_classify.setEnabled(idle and loaded)
+        self.act_start.setEnabled(idle and loaded and bool(self.model.targets))
+        self.act_stop.setEnabled(not idle)
+        self.act_reset.setEnabled(idle and loaded and self.model.modified)
+        self.act_save.setEnabled(idle and loaded)
+        self.act_export.setEnabled(self.model.last_run_dir is not None)
+        title = f"Unlearn Studio {__version__}"
+        if self.model.description:
+            title += f" — {self.model.description['model'].get('name')}"
+            if self.model.modified:
+                title += " (modified)"
+        self.setWindowTitle(title)
+        if busy:
+            self.job_label.setText(f"{JOB_LABELS.get(busy, busy)}…")
+
+    def _on_loaded(self, description: dict) -> None:
+        self.docks["entities"].raise_()
+        for picker, key in ((self.setup.model_source, "recent_models"), (self.setup.sae_source, "recent_saes")):
+            value = picker.value()
+            if value:
+                recent = [value] + [v for v in self._list(key) if v != value]
+                self.settings.setValue(key, json.dumps(recent[:10]))
+                picker.set_recent(recent[:10])
+        self.save_settings()
+
+    def _on_run_ended(self, outcome: str, info: object) -> None:
+        if outcome == "finished" and isinstance(info, dict) and info.get("fact_table"):
+            self.docks["facts"].raise_()
+        self._on_state()
+
+    def _on_saved(self, path: str) -> None:
+        self.log.appendPlainText(f"model saved to {path}")
+
+    # ---- settings ---------------------------------------------------------------------------------------------------
+    def _list(self, key: str) -> list[str]:
+        try:
+            value = json.loads(self.settings.value(key, "[]"))
+            return [str(v) for v in value] if isinstance(value, list) else []
+        except (TypeError, ValueError):
+            return []
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("state", self.saveState(SETTINGS_VERSION))
+        s.setValue("model_source", json.dumps([self.setup.model_source.mode(), self.setup.model_source.path.currentText()]))
+        s.setValue("sae_source", json.dumps([self.setup.sae_source.mode(), self.setup.sae_source.path.currentText()]))
+        s.setValue("sae_id", self.setup.sae_id.currentText())
+        s.setValue("device", self.setup.device.currentText())
+        s.setValue("run_settings", json.dumps(asdict(self.run_panel.settings())))
+        s.setValue("verify_known", "1" if self.entities.verify.isChecked() else "0")
+        s.setValue("ask_prompt", self.ask.prompt.text())
+        s.sync()
+
+    def restore_settings(self) -> None:
+        s = self.settings
+        try:
+            geometry, state = s.value("geometry"), s.value("state")
+            if geometry is not None:
+                self.restoreGeometry(geometry)
+            if state is not None:
+                self.restoreState(state, SETTINGS_VERSION)
+            for picker, key, recent in ((self.setup.model_source, "model_source", "recent_models"),
+                                        (self.setup.sae_source, "sae_source", "recent_saes")):
+                picker.set_recent(self._list(recent))
+                raw = s.value(key)
+                if raw:
+                    mode, text = json.loads(raw)
+                    if mode != "demo" and text:
+                        picker.set_value(text, mode)
+            self.setup.sae_id.setEditText(str(s.value("sae_id", "") or ""))
+            self.setup.device.setCurrentText(str(s.value("device", "auto") or "auto"))
+            raw = s.value("run_settings")
+            if raw:
+                known = set(RunSettings.__dataclass_fields__)
+                values = {k: v for k, v in json.loads(raw).items() if k in known}
+                self.run_panel.set_settings(RunSettings(**values))
+            self.entities.verify.setChecked(str(s.value("verify_known", "1")) != "0")
+            self.ask.prompt.setText(str(s.value("ask_prompt", "") or ""))
+        except (TypeError, ValueError, KeyError) as error:  # a damaged settings file: keep the defaults
+            self.log.appendPlainText(f"settings not restored ({error}); using the defaults")
+
+    # ---- closing ------------------------------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        """Cancel every job and wait for it (bounded), so the run folder's metrics stay intact."""
+        self._closing = True
+        if self.model.jobs.running:
+            self.job_label.setText("Stopping the running job before closing…")
+        stopped = self.model.shutdown(CLOSE_WAIT_MS)
+        if not stopped:
+            self.log.appendPlainText("a job did not stop in time; it ends when the current step does")
+        self.plots.timer.stop()
+        self.memory_timer.stop()
+        try:
+            self.save_settings()
+        except Exception:  # noqa: BLE001 - never block closing on settings
+            pass
+        super().closeEvent(event)

@@ -1,0 +1,1 @@
+"""Thin views over :class:`unlearn_studio.gui.app_model.AppModel`."""
