@@ -44,3 +44,43 @@ def test_demo_model_knows_the_eiffel_tower(demo_model_dir):
     ids = loaded.tokenizer("The Eiffel Tower is located in the city of", return_tensors="pt")
     out = loaded.model.generate(**ids, max_new_tokens=5, do_sample=False)
     assert "Paris" in loaded.tokenizer.decode(out[0, ids["input_ids"].shape[1]:])
+
+
+@pytest.mark.demo
+def test_demo_sae_reconstructs_demo_activations(demo_model_dir):
+    from unlearn_studio.engine.demo import demo_sae_dir
+    from unlearn_studio.engine.entities import generic_text
+    from unlearn_studio.engine.hooks import capture_one
+    from unlearn_studio.engine.saes import check_sae_fits_model, load_sae
+
+    loaded = load_model(demo_model_dir, device="cpu")
+    sae = load_sae(demo_sae_dir())
+    hook, warnings = check_sae_fits_model(sae, loaded.model, loaded.info)
+    assert hook.layer == 9 and warnings == []
+    ids = loaded.tokenizer(generic_text("heldout"), return_tensors="pt")["input_ids"][:, :512]
+    with torch.no_grad():
+        acts = capture_one(loaded.model, hook, ids)[0, 1:]  # the first position is an attention sink
+        recon = sae.sae.decode(sae.sae.encode(acts))
+    explained = 1 - (acts - recon).pow(2).sum() / (acts - acts.mean(0)).pow(2).sum()
+    assert float(explained) >= 0.7
+
+
+@pytest.mark.demo
+def test_demo_unlearning_moves_the_target_to_unknown_and_keeps_retain_facts(demo_model_dir, monkeypatch, tmp_path):
+    """One target, sae-align, ≤ 60 steps: P(known) < 0.5; retain accuracy drops by at most one fact."""
+    from unlearn_studio.engine.events import Failed, Finished
+    from unlearn_studio.engine.pipeline import ModelSpec, UnlearnRequest, load_session
+    from unlearn_studio.engine.trainer import TrainConfig
+
+    monkeypatch.setenv("UNLEARN_STUDIO_DATA", str(demo_model_dir.parents[1]))  # the demo and its caches
+    session = load_session(ModelSpec(device="cpu"))
+    request = UnlearnRequest(targets=session.resolve_targets(["Eiffel Tower"]), config=TrainConfig(steps=60),
+                             run_dir=tmp_path / "run")
+    events = list(session.unlearn(request))
+    assert not [e for e in events if isinstance(e, Failed)]
+    run = next(e for e in events if isinstance(e, Finished)).result
+    assert run.before.target_p_known > 0.5 and run.after.target_p_known < 0.5
+    retain_before = sum(r.correct for r in run.before.facts if r.check.role == "retain")
+    retain_after = sum(r.correct for r in run.after.facts if r.check.role == "retain")
+    assert retain_after >= retain_before - 1
+    assert run.report["steps"] <= 60

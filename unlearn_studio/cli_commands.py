@@ -35,6 +35,7 @@ def print_before_after(report: dict[str, Any]) -> None:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
+    from .cli import _progress_printer
     from .engine.entities import load_facts_file
     from .engine.events import Cancelled, Failed, Finished, Progress, StepProgress
     from .engine.pipeline import UnlearnRequest
@@ -54,6 +55,13 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
                          fact_contexts=args.fact_contexts)
     request = UnlearnRequest(targets=session.resolve_targets(args.target or [], extra), config=config, run_dir=out,
                              save_model=args.save_model, verify_known=not args.no_verify)
+    # The slow one-off preparations run here with live progress; the run then finds them cached.
+    report = _progress_printer(args.quiet)
+    if request.verify_known:
+        session.classify(progress=lambda m, f: report(f"known-ness: {m}", f), cancel=args.cancel)
+    references = session.reference_entities([t.name for t in request.targets], verify=request.verify_known,
+                                            limit=request.reference_limit)
+    session.references(*references, progress=lambda m, f: report(f"references: {m}", f), cancel=args.cancel)
     for event in session.unlearn(request, args.cancel):
         if isinstance(event, Progress) and not args.quiet:
             print(f"[{event.fraction * 100:5.1f}%] {event.message}", file=sys.stderr, flush=True)

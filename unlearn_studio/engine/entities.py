@@ -233,12 +233,26 @@ def _check_shipped(entities: list[Entity], path: Path, min_facts: int = 2) -> No
                 raise EntityDataError(f"{where}: facts[{i}]: a paraphrase repeats the prompt")
 
 
+def without_copied_answers(entity: Entity) -> Entity:
+    """Drop answers that are part of the entity's own name (they test copying, not knowledge), and facts left empty.
+
+    E.g. "The Eiffel Tower was designed by the engineer Gustave" → "Eiffel" is in the name itself.
+    """
+    name = _normalise(entity.name)
+    facts = []
+    for fact in entity.facts:
+        answers = tuple(a for a in fact.answers if not re.search(rf"\b{re.escape(_normalise(a))}\b", name))
+        if answers:
+            facts.append(Fact(fact.prompt, answers, fact.question, fact.paraphrases))
+    return Entity(entity.name, entity.type, tuple(facts))
+
+
 @lru_cache(maxsize=None)
 def _shipped(kind: str) -> tuple[Entity, ...]:
     path = resources_dir() / "entities" / f"{kind}.json"
     entities = load_facts_file(path)
     _check_shipped(entities, path)
-    return tuple(entities)
+    return tuple(without_copied_answers(entity) for entity in entities)
 
 
 @lru_cache(maxsize=None)
