@@ -31,6 +31,13 @@ class TargetState:
 
 
 @dataclass(frozen=True)
+class InitialState:
+    """The targets' state before the first step (the original weights): where trajectories start."""
+
+    targets: dict[str, TargetState]
+
+
+@dataclass(frozen=True)
 class StepProgress:
     step: int
     total: int
@@ -61,4 +68,4 @@ class Cancelled:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-Event = Started | Progress | StepProgress | Finished | Failed | Cancelled
+Event = Started | Progress | InitialState | StepProgress | Finished | Failed | Cancelled

@@ -104,6 +104,8 @@ class References:
     unknown_distances: torch.Tensor
     known_points: torch.Tensor
     unknown_points: torch.Tensor
+    known_entity_p_known: torch.Tensor  # per reference entity, mean over its prompts
+    unknown_entity_p_known: torch.Tensor
     probe_train_accuracy: float
     meta: dict = field(default_factory=dict)
 
@@ -135,7 +137,7 @@ class References:
     def tensors(self) -> dict[str, torch.Tensor]:
         tensors = {name: getattr(self, name).contiguous() for name in (
             "mu_known", "mu_unknown", "resid_mu_known", "resid_mu_unknown", "error_mu_unknown", "separation",
-            "unknown_distances", "known_points", "unknown_points")}
+            "unknown_distances", "known_points", "unknown_points", "known_entity_p_known", "unknown_entity_p_known")}
         tensors.update({f"projection.{n}": getattr(self.projection, n).contiguous() for n in ("origin", "axis_x", "axis_y")})
         tensors.update({k: v.contiguous() for k, v in self.probe.tensors().items()})
         return tensors
@@ -194,6 +196,8 @@ def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unk
         unknown_distances=torch.sort((unknown_codes - mu_unknown).norm(dim=-1)).values,
         known_points=projection.project(_entity_means(known_codes, known_owners, len(known_names))),
         unknown_points=projection.project(_entity_means(unknown_codes, unknown_owners, len(unknown_names))),
+        known_entity_p_known=_entity_means(probe.p_known(known_codes)[:, None], known_owners, len(known_names))[:, 0],
+        unknown_entity_p_known=_entity_means(probe.p_known(unknown_codes)[:, None], unknown_owners, len(unknown_names))[:, 0],
         probe_train_accuracy=probe.accuracy(codes, labels),
     )
 

@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from .entities import (Entity, Templates, load_known_candidates, load_templates,
                        validate_target_name)
 from .evaluate import Evaluation, evaluate
 from .events import Cancelled as CancelledEvent
-from .events import Event, Failed, Finished, Progress, Started, StepProgress
+from .events import Event, Failed, Finished, InitialState, Progress, Started, StepProgress
 from .generation import stream_answer
 from .hooks import HookPoint, layer_container
 from .knownness import EXCLUDED, KNOWN, UNKNOWN, EntityStatus, classify_entities, load_cached, save_cached
@@ -312,6 +312,8 @@ class Session:
             for event in train(self.model, self.tokenizer, self.sae.sae, self.hook, plan, config, cancel):
                 if isinstance(event, StepProgress) and folder:
                     folder.append_step(event)
+                if isinstance(event, InitialState):
+                    report["initial"] = {name: asdict(state) for name, state in event.targets.items()}
                 if isinstance(event, Finished):
                     result = event.result
                     continue

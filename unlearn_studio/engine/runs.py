@@ -126,7 +126,9 @@ def _scaler(values: list[float], lo_px: float, hi_px: float):  # noqa: ANN202 - 
 def _map_svg(report: dict[str, Any], steps: list[dict[str, Any]]) -> str:
     refs = report.get("reference_points", {})
     known, unknown = refs.get("known", []), refs.get("unknown", [])
-    trajectories = {name: [s["targets"][name]["point"] for s in steps if name in s["targets"]] for name in report.get("targets", [])}
+    initial = report.get("initial", {})
+    trajectories = {name: ([initial[name]["point"]] if name in initial else []) + [s["targets"][name]["point"] for s in steps if name in s["targets"]]
+                    for name in report.get("targets", [])}
     xs = [p[0] for p in known + unknown] + [p[0] for t in trajectories.values() for p in t]
     ys = [p[1] for p in known + unknown] + [p[1] for t in trajectories.values() for p in t]
     sx, sy = _scaler(xs, 20, 400), _scaler(ys, 260, 20)

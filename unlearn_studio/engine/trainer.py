@@ -13,7 +13,7 @@ import torch
 
 from ..errors import UserError
 from .entities import Entity, Templates, fill_template, generic_text
-from .events import Event, Finished, Progress, StepProgress, TargetState
+from .events import Event, Finished, InitialState, Progress, StepProgress, TargetState
 from .hooks import HookPoint, capture_one, layer_container
 from .latents import References, batch_activations
 from .objectives import OBJECTIVES, RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
@@ -209,6 +209,7 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
     batches = prepare_batches(model, tokenizer, hook, plan, config)
     heldout = heldout_batches(tokenizer, plan.targets, plan.templates)
     ctx = StepContext(model, sae, hook, plan.references, batches)
+    yield InitialState(measure_targets(model, sae, hook, plan.references, heldout))
     lora = config.trainable == "lora"
     if lora:
         from .lora import add_lora
