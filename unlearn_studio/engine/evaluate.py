@@ -126,7 +126,7 @@ def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, tar
     report("asking the targets' facts", 0.15)
     results = run_fact_checks(model, tokenizer, fact_checks(targets, "forget"), cancel)
     report("asking retain facts", 0.4)
-    results += run_fact_checks(model, tokenizer, fact_checks(retain, "retain", paraphrases=False), cancel)
+    results += run_fact_checks(model, tokenizer, fact_checks(retain, "retain", paraphrases=False, chat=False), cancel)
     check_cancel(cancel)
     report("perplexity on held-out text", 0.75)
     ppl = perplexity(model, tokenizer, generic_text("heldout"))
