@@ -67,14 +67,15 @@ def test_demo_sae_reconstructs_demo_activations(demo_model_dir):
 
 @pytest.mark.demo
 def test_demo_unlearning_moves_the_target_to_unknown_and_keeps_retain_facts(demo_model_dir, monkeypatch, tmp_path):
-    """One target, sae-align, ≤ 60 steps: P(known) < 0.5; retain accuracy drops by at most one fact."""
+    """The paper's claim on one target: sae-align (SAE-code term, last entity token, as in DESIGN.md §2), ≤ 60 steps,
+    P(known) < 0.5 and retain accuracy drops by at most one fact."""
     from unlearn_studio.engine.events import Failed, Finished
     from unlearn_studio.engine.pipeline import ModelSpec, UnlearnRequest, load_session
     from unlearn_studio.engine.trainer import TrainConfig
 
     monkeypatch.setenv("UNLEARN_STUDIO_DATA", str(demo_model_dir.parents[1]))  # the demo and its caches
     session = load_session(ModelSpec(device="cpu"))
-    request = UnlearnRequest(targets=session.resolve_targets(["Eiffel Tower"]), config=TrainConfig(steps=60),
+    request = UnlearnRequest(targets=session.resolve_targets(["Eiffel Tower"]), config=TrainConfig(steps=60, min_steps=0, objective={"space": "code", "positions": "last"}),
                              run_dir=tmp_path / "run")
     events = list(session.unlearn(request))
     assert not [e for e in events if isinstance(e, Failed)]

@@ -31,8 +31,8 @@ class TrainConfig:
     trainable: str = "mlp"  # mlp: MLPs of layers ℓ−layers_below…ℓ; all: every weight of layers ≤ ℓ; lora
     layers_below: int = 4
     lora_rank: int = 8
-    early_stop: bool = True  # stop once every held-out target prompt reads as unknown
-    min_steps: int = 0
+    early_stop: bool = True  # stop once every held-out target prompt reads as unknown…
+    min_steps: int = 40  # …but not before this: the facts leave well after the probe flips (docs/results.md)
     fact_contexts: bool = False  # also align the entity where it appears inside its fact prompts
     retain_entities: int = 24
     retain_templates: int = 4
