@@ -37,7 +37,8 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {sd:.2f}"
 
 
-def run_setting(session, name: str, method: str, overrides: dict, targets: list[str], steps: int, befores: dict) -> list[dict]:
+def run_setting(session, name: str, method: str, overrides: dict, targets: list[str], steps: int, befores: dict,
+                log: Path) -> list[dict]:
     rows = []
     for target in targets:
         session.reset()
@@ -55,6 +56,8 @@ def run_setting(session, name: str, method: str, overrides: dict, targets: list[
                              "stopped": report["stopped"], "seconds": round(time.perf_counter() - started, 1),
                              "before": report["before"], "after": report["after"],
                              "facts": [r for r in report["fact_table"] if r["role"] == "forget"]})
+                with open(log, "a") as handle:  # each row as it lands, so an interrupted table keeps its rows
+                    handle.write(json.dumps(rows[-1]) + "\n")
                 after = report["after"]
                 print(f"{name:>14s} {target:>18s}: steps {report['steps']:3d}  P(known) {report['before']['target_p_known']:.2f}"
                       f" → {after['target_p_known']:.2f}  forget {report['before']['forget_accuracy']:.2f} → {after['forget_accuracy']:.2f}"
@@ -89,7 +92,20 @@ def main() -> None:
                         help="NAME=JSON of TrainConfig overrides, tried with every method given (default: 'default={}')")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "paper_table.json"))
     parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--merge", nargs="+", help="only build the table from these results files (.json or .jsonl)")
     args = parser.parse_args()
+    if args.merge:
+        rows = []
+        for path in args.merge:
+            text = Path(path).read_text()
+            rows += json.loads(text)["rows"] if path.endswith(".json") else [json.loads(line) for line in text.splitlines()]
+        order = {m: i for i, m in enumerate(METHODS)}
+        rows.sort(key=lambda r: (r["setting"], order.get(r["method"], 99)))
+        markdown = table(rows)
+        print(markdown)
+        if args.markdown:
+            Path(args.markdown).write_text(markdown + "\n")
+        return
     settings = [(s.split("=", 1)[0], json.loads(s.split("=", 1)[1])) for s in args.setting] or [("default", {})]
     session = load_session(ModelSpec())
     befores: dict = {}
@@ -97,7 +113,8 @@ def main() -> None:
     started = time.perf_counter()
     for name, overrides in settings:
         for method in args.methods:
-            rows += run_setting(session, name, method, overrides, args.targets, args.steps, befores)
+            rows += run_setting(session, name, method, overrides, args.targets, args.steps, befores,
+                                Path(args.json).with_suffix(".rows.jsonl"))
     markdown = table(rows)
     print(markdown)
     out = Path(args.json)

@@ -39,8 +39,11 @@ def window(qtbot, data_dir):
     return win
 
 
-def load(qtbot, win: MainWindow, model_dir: Path, sae_dir: Path) -> None:
+def load(qtbot, win: MainWindow, model_dir: Path, sae_dir: Path, *, accept_warning: bool = True) -> None:
+    """Load through the Set-up panel. The tiny SAE names its model 'tiny', so the window asks whether to use it
+    anyway; ``accept_warning`` clicks "Use anyway"."""
     qtbot.waitUntil(lambda: win.model.busy is None, timeout=30_000)
+    win.sae_warning_box = None
     win.setup.model_source.folder.setChecked(True)
     win.setup.model_source.path.setEditText(str(model_dir))
     win.setup.sae_source.folder.setChecked(True)
@@ -49,6 +52,11 @@ def load(qtbot, win: MainWindow, model_dir: Path, sae_dir: Path) -> None:
     with qtbot.waitSignal(win.model.sig_loaded, timeout=LOAD_TIMEOUT):
         qtbot.mouseClick(win.setup.load_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: win.model.busy is None, timeout=10_000)
+    if accept_warning and win.model.description["warnings"]:
+        qtbot.waitUntil(lambda: win.sae_warning_box is not None and win.sae_warning_box.isVisible())
+        qtbot.mouseClick(win.sae_use_button, Qt.MouseButton.LeftButton)
+        assert win.model.session is not None
+        qtbot.waitUntil(win.isActiveWindow)  # the shortcuts work again once the question is answered
 
 
 def configure(win: MainWindow, steps: int, *, evaluate: bool = False, early_stop: bool = False) -> None:
@@ -116,6 +124,7 @@ def test_load_shows_card_and_filterable_entities(qtbot, window, tiny_model_dir, 
     assert "topk" in card and "128" in card and "model.layers.1" in card
     total = window.entities.row_count()
     assert total > 100
+    assert {window.entities.items.item(r, 4).text() for r in range(window.entities.items.rowCount())} == {"—"}
     window.entities.filter.setText("eiffel")
     assert window.entities.row_count() == 1 and window.entities.name_at(0) == "Eiffel Tower"
     window.entities.filter.clear()
@@ -163,28 +172,44 @@ def test_targets_run_plots_reset(qtbot, window, tiny_model_dir, tiny_sae_dir):
     window.model.add_target("Velmora Quay", "place")
     assert window.targets.names() == ["Port Zenthia Lighthouse", "Velmora Quay"]
     configure(window, 3)
-    steps, formats = [], []
+    steps, formats, initial, refs = [], [], [], []
     window.model.sig_step.connect(steps.append)
+    window.model.sig_initial.connect(initial.append)
+    window.model.sig_run_started.connect(refs.append)
     window.model.sig_step.connect(lambda _s: formats.append(window.run_panel.progress.format()))
     outcome, report = run_to_end(qtbot, window)
     assert outcome == "finished", report
     assert [s.step for s in steps] == [1, 2, 3]
+    assert len(initial) == 1 and set(initial[0].targets) == {"Port Zenthia Lighthouse", "Velmora Quay"}
     plots = window.plots
     qtbot.waitUntil(lambda: not plots._dirty)  # the timer painted the last step
     assert len(plots.known_scatter.data) > 0 and len(plots.unknown_scatter.data) > 0
     for name in ("Port Zenthia Lighthouse", "Velmora Quay"):
-        assert plots.curve_points(plots.trajectories[name]) == 3
-        assert plots.curve_points(plots.pknown_curves[name]) == 3
+        assert plots.curve_points(plots.trajectories[name]) == 4  # the start (original weights), then one per step
+        assert plots.curve_points(plots.pknown_curves[name]) == 4
         xs, ys = plots.trajectories[name].getData()
+        assert (xs[0], ys[0]) == pytest.approx(initial[0].targets[name].point)
         assert (xs[-1], ys[-1]) == pytest.approx(steps[-1].targets[name].point)
+        steps_x, p_known = plots.pknown_curves[name].getData()
+        assert list(steps_x) == [0, 1, 2, 3]
+        assert p_known[0] == pytest.approx(initial[0].targets[name].p_known)
     assert plots.curve_points(plots.loss_curves["total"]) == 3
     start, now = plots.bar_heights()
     assert len(start) == len(now) == len(steps[0].targets["Velmora Quay"].known_latents) * 2
+    shown = plots.latent_target.currentText()
+    assert list(start) == pytest.approx(list(initial[0].targets[shown].known_latents
+                                             + initial[0].targets[shown].unknown_latents))
     assert list(now) == pytest.approx(list(steps[-1].targets[plots.latent_target.currentText()].known_latents
                                            + steps[-1].targets[plots.latent_target.currentText()].unknown_latents))
     assert formats[0].startswith("step 1 / 3") and "left" in formats[0]
     assert formats[-1].startswith("step 3 / 3")
-    assert window.run_panel.progress.format() == "finished: 3 steps (steps)"
+    assert window.run_panel.progress.format() == "finished: 3 steps (step limit)"
+    # The run's references fill the table's P(known) column; entities outside them (the targets) keep "—".
+    table = window.entities.items
+    p_column = {table.item(r, 0).text(): table.item(r, 4).text() for r in range(table.rowCount())}
+    in_refs = set(refs[0].known_names) | set(refs[0].unknown_names)
+    assert in_refs and all(0.0 <= float(p_column[name]) <= 1.0 for name in in_refs)
+    assert all(text == "—" for name, text in p_column.items() if name not in in_refs)
     run_dir = Path(report["run_dir"])
     assert len(metric_lines(run_dir)) == 3 and (run_dir / "report.json").is_file()
     opened = []
@@ -199,6 +224,101 @@ def test_targets_run_plots_reset(qtbot, window, tiny_model_dir, tiny_sae_dir):
         window.run_panel.reset_button.click()
     assert not window.model.session.is_modified()
     assert not window.run_panel.reset_button.isEnabled()
+
+
+def test_run_with_verify_classifies_with_progress(qtbot, isolated_data_dir, tiny_model_dir, tiny_sae_dir):
+    """A run that verifies known-ness classifies first (with progress), even when nothing was classified yet."""
+    win = MainWindow(autoload=False)
+    qtbot.addWidget(win)
+    win.show()
+    load(qtbot, win, tiny_model_dir, tiny_sae_dir)
+    win.model.add_target("Port Zenthia Lighthouse", "place")
+    configure(win, 2)
+    win.entities.verify.setChecked(True)
+    progress, formats = [], []
+    win.model.sig_progress.connect(lambda job, message, fraction: progress.append((job, message, fraction)))
+    win.model.sig_progress.connect(lambda *_: formats.append(win.run_panel.progress.format()))
+    with qtbot.waitSignal(win.model.sig_run_ended, timeout=RUN_TIMEOUT) as blocker:
+        win.run_panel.start_button.click()
+    qtbot.waitUntil(lambda: win.model.busy is None, timeout=10_000)
+    known_ness = [(m, f) for job, m, f in progress if job == "run" and m.startswith("known-ness")]
+    assert len(known_ness) > 2 and known_ness[-1][1] > known_ness[0][1]
+    assert any(f.startswith("known-ness") for f in formats)  # the run's progress bar showed it
+    statuses = {win.entities.items.item(r, 3).text().split()[0] for r in range(win.entities.items.rowCount())}
+    assert "—" not in statuses  # the table got the run's classification
+    # The tiny random model knows none of the candidates: a clear message, not a traceback.
+    assert blocker.args[0] == "failed" and "knows 0" in blocker.args[1]["error"]
+    win.error_box.close()
+
+
+def test_compute_references_fills_p_known(qtbot, window, tiny_model_dir, tiny_sae_dir):
+    load(qtbot, window, tiny_model_dir, tiny_sae_dir)
+    window.entities.verify.setChecked(False)
+    with qtbot.waitSignal(window.model.sig_entities, timeout=RUN_TIMEOUT):
+        window.entities.references_button.click()
+    qtbot.waitUntil(lambda: window.model.busy is None, timeout=10_000)
+    texts = [window.entities.items.item(r, 4).text() for r in range(window.entities.items.rowCount())]
+    numbers = [float(t) for t in texts if t != "—"]
+    assert len(numbers) >= 2 and all(0.0 <= v <= 1.0 for v in numbers)
+    assert "P(known) of" in window.entities.summary.text()
+
+
+def test_audit_view(qtbot, window, tiny_model_dir, tiny_sae_dir):
+    from unlearn_studio.gui.panels.entities import parse_fact_lines
+
+    load(qtbot, window, tiny_model_dir, tiny_sae_dir)
+    facts = parse_fact_lines("Port Zenthia Lighthouse stands in the town of | Zenthia")
+    window.model.add_target("Port Zenthia Lighthouse", "place", facts)
+    configure(window, 2)
+    assert run_to_end(qtbot, window)[0] == "finished"
+    audit = window.audit
+    audit.verify.setChecked(False)
+    assert audit.audit_button.isEnabled()
+    with qtbot.waitSignal(window.model.sig_audit, timeout=RUN_TIMEOUT) as blocker:
+        qtbot.mouseClick(audit.audit_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.model.busy is None, timeout=10_000)
+    result = blocker.args[0]
+    n_layers = window.model.description["model"]["n_layers"]
+    assert len(result.layers) == n_layers + 1
+    assert audit.heatmap_columns() == (n_layers + 1, n_layers + 1)
+    assert window.tabs.currentWidget() is audit
+    assert audit.probe_map.values[0] == pytest.approx(result.original.probe_p_known)
+    assert audit.lens_map.values[1] == pytest.approx(result.current.lens_probability)
+    rows = audit.table_text()
+    labels = [row[0] for row in rows]
+    assert "Facts right: completion" in labels
+    relearn = next(row for row in rows if row[0].startswith("After 10 relearning steps"))
+    assert relearn[2].endswith("%")
+    completion = next(row for row in rows if row[0] == "Facts right: completion")
+    assert all(cell.endswith("%") for cell in completion[1:])
+    assert audit.progress.format() == "audited"
+
+
+def test_sae_for_another_model_asks(qtbot, window, tiny_model_dir, tmp_path):
+    from tests.tiny import make_sae_folder
+
+    other = make_sae_folder(tmp_path / "other-sae", model_name="someone/other-model")
+    load(qtbot, window, tiny_model_dir, other, accept_warning=False)
+    qtbot.waitUntil(lambda: window.sae_warning_box is not None and window.sae_warning_box.isVisible())
+    text = window.sae_warning_box.text()
+    assert text.startswith("This SAE was trained on 'someone/other-model'") and "Use it anyway?" in text
+    assert "⚠" in window.setup.info.text()  # the orange note on the card
+    qtbot.mouseClick(window.sae_use_button, Qt.MouseButton.LeftButton)
+    assert not window.sae_warning_box.isVisible()
+    assert window.model.session is not None and window.entities.classify_button.isEnabled()
+    assert "⚠" in window.setup.info.text()  # the note stays
+    load(qtbot, window, tiny_model_dir, other, accept_warning=False)
+    qtbot.waitUntil(lambda: window.sae_warning_box is not None and window.sae_warning_box.isVisible())
+    qtbot.mouseClick(window.sae_unload_button, Qt.MouseButton.LeftButton)
+    assert window.model.session is None and window.model.description is None
+    assert "Unloaded" in window.setup.info.text()
+    assert not window.entities.classify_button.isEnabled() and window.entities.row_count() == 0
+    assert not window.run_panel.start_button.isEnabled()
+    # An SAE that names the loaded model: no question.
+    matching = make_sae_folder(tmp_path / "matching-sae", model_name=f"org/{tiny_model_dir.name}")
+    load(qtbot, window, tiny_model_dir, matching, accept_warning=False)
+    assert window.model.description["warnings"] == [] and window.sae_warning_box is None
+    assert "⚠" not in window.setup.info.text()
 
 
 def test_stop_mid_run_keeps_metrics(qtbot, window, tiny_model_dir, tiny_sae_dir):

@@ -19,6 +19,12 @@ def create_app(argv: Sequence[str] | None = None):  # noqa: ANN201 - a QApplicat
     from .. import __version__
 
     app.setApplicationVersion(__version__)
+    from PySide6.QtGui import QIcon
+
+    from ..engine.paths import resources_dir  # platformdirs only: no torch at start-up
+
+    app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "unlearn-studio.svg")))
+    app.setDesktopFileName("unlearn-studio")
     return app
 
 

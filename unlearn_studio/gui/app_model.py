@@ -17,9 +17,13 @@ from PySide6.QtCore import QObject, Signal
 from .workers import Job, JobManager, drain_events
 
 # Job names shown in the status bar.
-LOAD, CLASSIFY, RUN, ASK, SAVE, RESET = "load", "classify", "run", "ask", "save", "reset"
-JOB_LABELS = {LOAD: "Loading the model and SAE", CLASSIFY: "Classifying known-ness", RUN: "Unlearning",
+LOAD, CLASSIFY, REFERENCES, RUN, AUDIT, ASK, SAVE, RESET = ("load", "classify", "references", "run", "audit", "ask",
+                                                            "save", "reset")
+JOB_LABELS = {LOAD: "Loading the model and SAE", CLASSIFY: "Classifying known-ness",
+              REFERENCES: "Computing the reference statistics", RUN: "Unlearning", AUDIT: "Auditing the targets",
               ASK: "Answering", SAVE: "Saving the model", RESET: "Resetting the model"}
+AUDIT_REFERENCE_LIMIT = 40
+AUDIT_RELEARN_STEPS = 10
 METHODS = ("sae-align", "grad-ascent", "grad-diff", "npo")
 
 
@@ -34,6 +38,20 @@ class ReferencesReady:
     top_known_latents: list[int]
     top_unknown_latents: list[int]
     targets: list[str]
+
+
+@dataclass(frozen=True)
+class StatusesReady:
+    """Known-ness statuses measured inside a longer job (a run or an audit): the table can show them at once."""
+
+    statuses: list
+
+
+@dataclass(frozen=True)
+class ReferencePKnown:
+    """The probe's P(known) of each reference entity (θ0, mean over its prompts), from a References."""
+
+    p_known: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,7 @@ class EntityRow:
     facts: int
     status: str = ""  # known | unknown | excluded | "" (not classified)
     correct: int | None = None
+    p_known: float | None = None  # the probe's P(known) with θ0, once references that hold it are computed
 
 
 @dataclass
@@ -81,8 +100,8 @@ class RunSettings:
     lora_rank: int = 8
     lambda_away: float = 0.5
     lambda_retain: float = 1.0
-    positions: str = "last"
-    space: str = "code"
+    positions: str = "all"
+    space: str = "code+residual"
     early_stop: bool = True
     evaluate: bool = True
     verify_known: bool = True
@@ -112,9 +131,13 @@ class AppModel(QObject):
     sig_entities = Signal(list)  # list[EntityRow]
     sig_targets = Signal(list)  # list[Target]
     sig_run_started = Signal(object)  # ReferencesReady
+    sig_initial = Signal(object)  # InitialState: the targets before the first step
     sig_step = Signal(object)  # StepProgress (high rate)
     sig_run_ended = Signal(str, object)  # finished | cancelled | failed, report dict / details
     sig_ask = Signal(object)  # AskPiece
+    sig_audit = Signal(object)  # an engine AuditResult
+    sig_sae_warnings = Signal(list)  # after a load: the SAE may not fit the model (the user decides)
+    sig_unloaded = Signal()
     sig_saved = Signal(str)
     sig_error = Signal(str, str, str)  # title, message, details (traceback)
     sig_message = Signal(str)  # one line for the status bar
@@ -130,6 +153,7 @@ class AppModel(QObject):
         self.busy: str | None = None
         self.modified = False
         self.last_report: dict | None = None
+        self.last_audit = None  # an engine AuditResult
         self.last_run_dir: str | None = None
         self.run_started_at: float | None = None
         self._job: Job | None = None
@@ -168,15 +192,21 @@ class AppModel(QObject):
         self.sig_progress.emit(self._current(), message, fraction)
 
     def _on_event(self, event: object) -> None:
-        from ..engine.events import Progress, StepProgress
+        from ..engine.events import InitialState, Progress, StepProgress
 
         if isinstance(event, StepProgress):
             self.modified = True
             self.sig_step.emit(event)
         elif isinstance(event, Progress):
             self.sig_progress.emit(self._current(), event.message, event.fraction)
+        elif isinstance(event, InitialState):
+            self.sig_initial.emit(event)
         elif isinstance(event, ReferencesReady):
             self.sig_run_started.emit(event)
+        elif isinstance(event, StatusesReady):
+            self._set_statuses(event.statuses)
+        elif isinstance(event, ReferencePKnown):
+            self._set_reference_p_known(event.p_known)
         elif isinstance(event, AskPiece):
             self.sig_ask.emit(event)
 
@@ -251,6 +281,24 @@ class AppModel(QObject):
         self.sig_loaded.emit(self.description)
         self.sig_entities.emit(self.entities)
         self.sig_state.emit()
+        if self.description.get("warnings"):
+            self.sig_sae_warnings.emit(list(self.description["warnings"]))
+
+    def unload(self) -> None:
+        """Forget the loaded model and SAE (e.g. the user refused an SAE made for another model)."""
+        if self.busy is not None:
+            self.sig_message.emit(f"{JOB_LABELS[self.busy]}: wait for it to finish or stop it first.")
+            return
+        self.session = None
+        self.description = None
+        self.entities = []
+        self.modified = False
+        self.last_report = None
+        self.last_audit = None
+        self.sig_entities.emit([])
+        self.sig_message.emit("Unloaded the model and the SAE.")
+        self.sig_unloaded.emit()
+        self.sig_state.emit()
 
     # ---- entities and targets ------------------------------------------------------------------------------
     def classify(self) -> Job | None:
@@ -265,15 +313,41 @@ class AppModel(QObject):
         return self._start(CLASSIFY, fn)
 
     def _done_classify(self, statuses: list) -> None:
-        by_name = {s.name: s for s in statuses}
-        for row in self.entities:
-            if row.name in by_name:
-                row.status, row.correct = by_name[row.name].status, by_name[row.name].correct
+        self._set_statuses(statuses)
         known = sum(1 for s in statuses if s.status == "known")
         unknown = sum(1 for s in statuses if s.status == "unknown")
         self.sig_message.emit(f"Known-ness: {known} known, {unknown} unknown, "
                               f"{len(statuses) - known - unknown} excluded.")
+
+    def _set_statuses(self, statuses: list) -> None:
+        by_name = {s.name: s for s in statuses}
+        for row in self.entities:
+            if row.name in by_name:
+                row.status, row.correct = by_name[row.name].status, by_name[row.name].correct
         self.sig_entities.emit(self.entities)
+
+    def _set_reference_p_known(self, p_known: dict[str, float]) -> None:
+        for row in self.entities:
+            row.p_known = p_known.get(row.name)
+        self.sig_entities.emit(self.entities)
+
+    def compute_references(self, verify_known: bool = True) -> Job | None:
+        """θ0's reference statistics (the run's K and U, minus the current targets): fills the table's P(known)."""
+        if self.session is None:
+            self.sig_message.emit("Load a model first.")
+            return None
+        session = self.session
+        exclude = [t.name for t in self.targets]
+
+        def fn(job: Job) -> int:
+            _prepare_references(job, session, exclude, verify_known)
+            return len(exclude)
+
+        return self._start(REFERENCES, fn)
+
+    def _done_references(self, _excluded: int) -> None:
+        shown = sum(1 for row in self.entities if row.p_known is not None)
+        self.sig_message.emit(f"Reference statistics ready: P(known) for {shown} reference entities.")
 
     def add_target(self, name: str, type_: str = "other", facts: tuple = ()) -> bool:
         from ..engine.entities import validate_target_name  # light: no torch
@@ -338,19 +412,14 @@ class AppModel(QObject):
         targets = list(self.targets)
 
         def fn(job: Job) -> dict:
-            from ..engine.entities import Entity
             from ..engine.paths import user_data_dir
             from ..engine.pipeline import UnlearnRequest
             from ..engine.runs import new_folder_path
 
             config = settings.train_config()
             config.validate()
-            extra = [Entity(t.name, t.type, t.facts) for t in targets if t.facts or not t.listed]
-            entities = session.resolve_targets([t.name for t in targets if not (t.facts or not t.listed)], extra)
-            job.progress("choosing the reference entities", 0.0)
-            known, unknown = session.reference_entities([t.name for t in entities], verify=settings.verify_known)
-            refs = session.references(known, unknown, cancel=job.cancel,
-                                      progress=lambda m, f: job.progress(f"reference statistics: {m}", 0.1 * f))
+            entities = _resolve(session, targets)
+            refs = _prepare_references(job, session, [t.name for t in entities], settings.verify_known)
             job.emit_event(ReferencesReady(refs.known_points.tolist(), refs.unknown_points.tolist(),
                                            list(refs.known_names), list(refs.unknown_names),
                                            list(refs.top_known_latents), list(refs.top_unknown_latents),
@@ -390,6 +459,40 @@ class AppModel(QObject):
         self.sig_message.emit("The model is back to its original weights.")
         self.sig_state.emit()
 
+    # ---- audit ----------------------------------------------------------------------------------------------
+    def audit(self, verify_known: bool = True) -> Job | None:
+        """The forgetting audit of the current targets: per-layer probe and logit lens, θ0 vs now; relearning check."""
+        if self.session is None:
+            self.sig_message.emit("Load a model first.")
+            return None
+        if not self.targets:
+            self.sig_error.emit("No target", "Add the target entities to audit first (the ones you unlearned).", "")
+            return None
+        session = self.session
+        targets = list(self.targets)
+
+        def fn(job: Job):  # noqa: ANN202 - an engine AuditResult
+            from ..engine.audit import run_audit
+
+            entities = _resolve(session, targets)
+            if verify_known:
+                _classify_in_job(job, session, 0.3)
+                start = 0.3
+            else:
+                start = 0.0
+            return run_audit(session, entities, reference_limit=AUDIT_REFERENCE_LIMIT, relearn_steps=AUDIT_RELEARN_STEPS,
+                             verify_known=verify_known, cancel=job.cancel,
+                             progress=lambda m, f: job.progress(m, start + (1 - start) * f))
+
+        return self._start(AUDIT, fn)
+
+    def _done_audit(self, result) -> None:  # noqa: ANN001 - an engine AuditResult
+        self.last_audit = result
+        relearned = result.relearned_forget_accuracy
+        tail = "" if relearned is None else f"; after {result.relearn_steps} relearning steps forget accuracy {relearned:.0%}"
+        self.sig_message.emit(f"Audit of {', '.join(result.targets)} done ({len(result.layers)} layers{tail}).")
+        self.sig_audit.emit(result)
+
     # ---- ask and save -------------------------------------------------------------------------------------------
     def ask(self, prompt: str, chat: bool = True, max_new_tokens: int = 48) -> Job | None:
         if self.session is None:
@@ -428,3 +531,39 @@ class AppModel(QObject):
     def _done_save(self, path: str) -> None:
         self.sig_message.emit(f"Saved the model to {path}.")
         self.sig_saved.emit(path)
+
+
+# ---- helpers that run inside jobs (worker thread; no widgets) -------------------------------------------------------
+def _resolve(session, targets: list[Target]) -> list:  # noqa: ANN001 - a Session; engine Entities
+    """The GUI's targets as engine entities, as a run resolves them (typed facts override the shipped ones)."""
+    from ..engine.entities import Entity
+
+    extra = [Entity(t.name, t.type, t.facts) for t in targets if t.facts or not t.listed]
+    return session.resolve_targets([t.name for t in targets if t.listed and not t.facts], extra)
+
+
+def _classify_in_job(job: Job, session, share: float) -> None:  # noqa: ANN001 - a Session
+    """Known-ness with progress (minutes on the demo the first time, then cached); the table is told the result."""
+    cached = session.cached_statuses() is not None
+    statuses = session.classify(progress=lambda m, f: job.progress(f"known-ness: {m}", share * f), cancel=job.cancel)
+    if not cached:
+        job.emit_event(StatusesReady(list(statuses)))
+
+
+def _prepare_references(job: Job, session, exclude: list[str], verify: bool):  # noqa: ANN001, ANN202
+    """Known-ness (when verified) then θ0's reference statistics, each phase with its own 0–100 % progress.
+
+    Tells the entity table each reference entity's P(known); returns the References.
+    """
+    if verify:
+        _classify_in_job(job, session, 1.0)
+    job.progress("choosing the reference entities", 0.0)
+    known, unknown = session.reference_entities(exclude, verify=verify)
+    refs = session.references(known, unknown, cancel=job.cancel,
+                              progress=lambda m, f: job.progress(f"reference statistics: {m}", f))
+    values = getattr(refs, "known_entity_p_known", None), getattr(refs, "unknown_entity_p_known", None)
+    if values[0] is not None and values[1] is not None:
+        p_known = dict(zip(refs.known_names, (float(v) for v in values[0].reshape(-1).tolist())))
+        p_known.update(zip(refs.unknown_names, (float(v) for v in values[1].reshape(-1).tolist())))
+        job.emit_event(ReferencePKnown(p_known))
+    return refs

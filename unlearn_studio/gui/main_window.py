@@ -9,11 +9,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QTabWidget,
+                               QWidget)
 
 from .. import __version__
 from .app_model import JOB_LABELS, AppModel, RunSettings
 from .panels.ask import AskPanel
+from .panels.audit import AuditPanel
 from .panels.entities import EntitiesPanel, TargetsPanel
 from .panels.results import FactsPanel
 from .panels.run import RunPanel
@@ -39,10 +41,18 @@ class MainWindow(QMainWindow):
         self.model = AppModel(self)
         self.settings = settings_store()
         self.error_box: QMessageBox | None = None
+        self.sae_warning_box: QMessageBox | None = None
+        self.accept_sae_warnings = False  # True: use an SAE made for another model without asking (scripts)
         self._closing = False
 
         self.plots = LivePlots()
-        self.setCentralWidget(self.plots)
+        self.audit = AuditPanel(self.model)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.plots, "Live plots")
+        self.tabs.addTab(self.audit, "Audit")
+        self.tabs.setTabToolTip(1, "Where the targets' knowledge was, layer by layer, and whether any of it is left")
+        self.setCentralWidget(self.tabs)
         self.setup = SetupPanel(self.model)
         self.entities = EntitiesPanel(self.model)
         self.targets = TargetsPanel(self.model, self.entities)
@@ -76,7 +86,11 @@ class MainWindow(QMainWindow):
         self.model.sig_message.connect(self._on_message)
         self.model.sig_state.connect(self._on_state)
         self.model.sig_run_started.connect(self.plots.start_run)
+        self.model.sig_run_started.connect(lambda _refs: self.tabs.setCurrentWidget(self.plots))
+        self.model.sig_initial.connect(self.plots.add_initial)
         self.model.sig_step.connect(self.plots.add_step)
+        self.model.sig_audit.connect(lambda _result: self.tabs.setCurrentWidget(self.audit))
+        self.model.sig_sae_warnings.connect(self.confirm_sae)
         self.model.sig_loaded.connect(self._on_loaded)
         self.model.sig_run_ended.connect(self._on_run_ended)
         self.model.sig_saved.connect(self._on_saved)
@@ -128,10 +142,15 @@ class MainWindow(QMainWindow):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         run_menu = menu.addMenu("&Run")
         self.act_classify = self._action("&Classify known-ness", self.model.classify, [], "Which entities the model knows")
+        self.act_references = self._action("Compute &references", self.entities.compute_references, [],
+                                           "Reference statistics with the original weights: the P(known) column and the 2-D map")
         self.act_start = self._action("&Start unlearning", self.start_run, ["Ctrl+R"])
         self.act_stop = self._action("S&top", self.model.stop, ["Esc", "Ctrl+."], "Stop the current job")
         self.act_reset = self._action("&Reset model", self.model.reset, [], "Put the original weights back")
-        for action in (self.act_classify, None, self.act_start, self.act_stop, self.act_reset):
+        self.act_audit = self._action("&Audit targets", self.start_audit, ["Ctrl+U"],
+                                      "Per-layer probe and logit lens, original vs current; paraphrases; relearning")
+        for action in (self.act_classify, self.act_references, None, self.act_start, self.act_stop, self.act_reset,
+                       None, self.act_audit):
             run_menu.addSeparator() if action is None else run_menu.addAction(action)
         view_menu = menu.addMenu("&View")
         for dock in self.docks.values():
@@ -175,6 +194,37 @@ class MainWindow(QMainWindow):
         if self.model.busy is not None:
             return
         self.model.start_run(self.current_settings())
+
+    def start_audit(self) -> None:
+        if self.model.busy is not None:
+            return
+        self.tabs.setCurrentWidget(self.audit)
+        self.audit.start()
+
+    def confirm_sae(self, warnings: list[str]) -> None:
+        """The SAE looks made for another model: ask (non-blocking) whether to use it anyway or unload."""
+        if self.accept_sae_warnings or self._closing:
+            return
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("SAE made for another model?")
+        text = "\n\n".join(w[:1].upper() + w[1:] for w in warnings)
+        box.setText(f"{text}\n\nUse it anyway?")
+        box.setInformativeText("Its latents may not separate known from unknown entities for this model; the note "
+                               "stays on the Model and SAE card.")
+        self.sae_use_button = box.addButton("Use anyway", QMessageBox.ButtonRole.AcceptRole)
+        self.sae_unload_button = box.addButton("Unload", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(self.sae_unload_button)
+        box.buttonClicked.connect(self._sae_answer)
+        box.open()
+        self.sae_warning_box = box
+
+    def _sae_answer(self, button) -> None:  # noqa: ANN001 - a QAbstractButton
+        if button is self.sae_unload_button:
+            self.model.unload()
+        else:
+            self.model.sig_message.emit("Using the SAE anyway (see the note on the Model and SAE card).")
+        self.activateWindow()  # keyboard shortcuts (Esc, Ctrl+R) go to the window again
 
     def ask_new_folder(self) -> str:
         """A new folder name for a save (never the loaded model's folder)."""
@@ -224,6 +274,8 @@ class MainWindow(QMainWindow):
             "<li>Start (Ctrl+R) and watch the target's point move from the known cluster (blue) to the unknown "
             "cluster (orange). Esc stops.</li>"
             "<li>Ask the same question before and after; save the model (Ctrl+S) or open the run folder (Ctrl+E).</li>"
+            "<li>Audit (Ctrl+U): layer by layer, does the model still recognise the target, can its answers still be "
+            "read from the residual stream, and do the facts come back after a little fine-tuning?</li>"
             "</ol>")
         box.setStandardButtons(QMessageBox.StandardButton.Ok)
         box.open()
@@ -260,6 +312,8 @@ class MainWindow(QMainWindow):
         idle, loaded = busy is None, self.model.session is not None
         self.act_load.setEnabled(idle)
         self.act_classify.setEnabled(idle and loaded)
+        self.act_references.setEnabled(idle and loaded)
+        self.act_audit.setEnabled(idle and loaded and bool(self.model.targets))
         self.act_start.setEnabled(idle and loaded and bool(self.model.targets))
         self.act_stop.setEnabled(not idle)
         self.act_reset.setEnabled(idle and loaded and self.model.modified)
@@ -310,6 +364,7 @@ class MainWindow(QMainWindow):
         s.setValue("device", self.setup.device.currentText())
         s.setValue("run_settings", json.dumps(asdict(self.run_panel.settings())))
         s.setValue("verify_known", "1" if self.entities.verify.isChecked() else "0")
+        s.setValue("audit_verify_known", "1" if self.audit.verify.isChecked() else "0")
         s.setValue("ask_prompt", self.ask.prompt.text())
         s.sync()
 
@@ -337,6 +392,7 @@ class MainWindow(QMainWindow):
                 values = {k: v for k, v in json.loads(raw).items() if k in known}
                 self.run_panel.set_settings(RunSettings(**values))
             self.entities.verify.setChecked(str(s.value("verify_known", "1")) != "0")
+            self.audit.verify.setChecked(str(s.value("audit_verify_known", "1")) != "0")
             self.ask.prompt.setText(str(s.value("ask_prompt", "") or ""))
         except (TypeError, ValueError, KeyError) as error:  # a damaged settings file: keep the defaults
             self.log.appendPlainText(f"settings not restored ({error}); using the defaults")

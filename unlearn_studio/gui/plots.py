@@ -58,10 +58,12 @@ class LivePlots(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._dirty = False
+        self._refs_dirty = False  # the reference scatters change only when a run starts
+        self._tick_labels: list[str] | None = None
         self.frames = 0  # repaints done (tests and diagnostics)
         self._reset_data()
 
-        self.map_plot = _plot("2-D map: known vs unknown entities", "toward known  →", "orthogonal PC")
+        self.map_plot = _plot("2-D map of the entities", "toward known  →", "orthogonal PC")
         self.map_legend = _legend(self.map_plot)
         self.known_scatter = pg.ScatterPlotItem(size=7, brush=pg.mkBrush(KNOWN_COLOUR + "99"), pen=pg.mkPen(None),
                                                 hoverable=True, hoverSize=11, tip=_tip, name="known references")
@@ -71,25 +73,25 @@ class LivePlots(QWidget):
         self.map_plot.addItem(self.unknown_scatter)
         self.trajectories: dict[str, pg.PlotDataItem] = {}
         self.markers: dict[str, pg.ScatterPlotItem] = {}
+        self.start_markers: dict[str, pg.ScatterPlotItem] = {}
 
         self.loss_plot = _plot("Loss terms", "step", "loss")
         self.loss_legend = _legend(self.loss_plot)
         self.loss_curves: dict[str, pg.PlotDataItem] = {}
 
-        self.pknown_plot = _plot("P(known) per target (held-out prompts)", "step", "P(known)")
+        self.pknown_plot = _plot("P(known) per target", "step (0 = original weights)", "P(known)")
         self.pknown_plot.setYRange(0, 1, padding=0.05)
         self.pknown_legend = _legend(self.pknown_plot)
         self.pknown_plot.addItem(pg.InfiniteLine(0.5, angle=0, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine),
                                                  label="0.5", labelOpts={"position": 0.05, "color": "#666"}))
         self.pknown_curves: dict[str, pg.PlotDataItem] = {}
 
-        self.latent_plot = _plot("Target activation on entity latents",
-                                 "latent: known-entity (blue) | unknown (orange)", "activation")
+        self.latent_plot = _plot("Target's entity latents", "latent: known (blue) · unknown (orange)", "activation")
         self.latent_plot.getAxis("bottom").setStyle(tickFont=_small_font())
         self.latent_legend = _legend(self.latent_plot)
         self.bars_start = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush("#a0aec055"),
                                           pen=pg.mkPen("#a0aec0"), name="at the start")
-        self.bars_now = pg.BarGraphItem(x=[], height=[], width=0.45, brush=pg.mkBrush("#c53030cc"),
+        self.bars_now = pg.BarGraphItem(x=[], height=[], width=0.45, brush=pg.mkBrush("#4a5568cc"),
                                         pen=pg.mkPen(None), name="now")
         self.latent_plot.addItem(self.bars_start)
         self.latent_plot.addItem(self.bars_now)
@@ -129,8 +131,9 @@ class LivePlots(QWidget):
         self.target_names: list[str] = []
         self.steps: list[int] = []
         self.losses: dict[str, list[float]] = {}
-        self.points: dict[str, list[tuple[float, float]]] = {}
+        self.points: dict[str, list[tuple[float, float]]] = {}  # the start (original weights), then one per step
         self.p_known: dict[str, list[float]] = {}
+        self.p_steps: dict[str, list[int]] = {}  # the step of each P(known) value: 0 = the start
         self.latents_start: dict[str, np.ndarray] = {}
         self.latents_now: dict[str, np.ndarray] = {}
         self.latent_ids: tuple[list[int], list[int]] = ([], [])
@@ -150,6 +153,24 @@ class LivePlots(QWidget):
         self.latent_target.clear()
         self.latent_target.addItems(self.target_names)
         self.latent_target.blockSignals(False)
+        self._refs_dirty = True
+        self._dirty = True
+
+    def _add_state(self, step: int, name: str, state: Any) -> None:
+        if name not in self.target_names:
+            self.target_names.append(name)
+            self.latent_target.addItem(name)
+        self.points.setdefault(name, []).append((float(state.point[0]), float(state.point[1])))
+        self.p_known.setdefault(name, []).append(float(state.p_known))
+        self.p_steps.setdefault(name, []).append(step)
+        values = np.asarray(list(state.known_latents) + list(state.unknown_latents), dtype=float)
+        self.latents_start.setdefault(name, values)
+        self.latents_now[name] = values
+
+    def add_initial(self, initial: Any) -> None:
+        """An ``InitialState``: each target measured with the original weights, where its trajectory starts (step 0)."""
+        for name, state in initial.targets.items():
+            self._add_state(0, name, state)
         self._dirty = True
 
     def add_step(self, step: Any) -> None:
@@ -158,14 +179,7 @@ class LivePlots(QWidget):
         for term, value in step.losses.items():
             self.losses.setdefault(term, [float("nan")] * (len(self.steps) - 1)).append(float(value))
         for name, state in step.targets.items():
-            if name not in self.target_names:
-                self.target_names.append(name)
-                self.latent_target.addItem(name)
-            self.points.setdefault(name, []).append((float(state.point[0]), float(state.point[1])))
-            self.p_known.setdefault(name, []).append(float(state.p_known))
-            values = np.asarray(list(state.known_latents) + list(state.unknown_latents), dtype=float)
-            self.latents_start.setdefault(name, values)
-            self.latents_now[name] = values
+            self._add_state(int(step.step), name, state)
         self._dirty = True
 
     # ---- painting (timer) ------------------------------------------------------------------------------------
@@ -174,13 +188,14 @@ class LivePlots(QWidget):
         return TARGET_COLOURS[index % len(TARGET_COLOURS)]
 
     def _rebuild_series(self) -> None:
-        for item in [*self.trajectories.values(), *self.markers.values()]:
+        for item in [*self.trajectories.values(), *self.markers.values(), *self.start_markers.values()]:
             self.map_plot.removeItem(item)
         for item in self.pknown_curves.values():
             self.pknown_plot.removeItem(item)
         for item in self.loss_curves.values():
             self.loss_plot.removeItem(item)
         self.trajectories, self.markers, self.pknown_curves, self.loss_curves = {}, {}, {}, {}
+        self.start_markers = {}
         self._ensure_target_items()
 
     def _ensure_target_items(self) -> None:
@@ -192,9 +207,12 @@ class LivePlots(QWidget):
                                    symbolBrush=colour, symbolPen=None, name=f"{name} (trajectory)")
             marker = pg.ScatterPlotItem(size=16, symbol="star", brush=pg.mkBrush(colour), pen=pg.mkPen("k", width=1),
                                         hoverable=True, tip=_tip)
+            start = pg.ScatterPlotItem(size=11, symbol="o", brush=pg.mkBrush(None), pen=pg.mkPen(colour, width=2),
+                                       hoverable=True, tip=_tip)
             self.map_plot.addItem(line)
+            self.map_plot.addItem(start)
             self.map_plot.addItem(marker)
-            self.trajectories[name], self.markers[name] = line, marker
+            self.trajectories[name], self.markers[name], self.start_markers[name] = line, marker, start
             curve = pg.PlotDataItem([], [], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=4,
                                     symbolBrush=colour, symbolPen=None, name=name)
             self.pknown_plot.addItem(curve)
@@ -205,17 +223,22 @@ class LivePlots(QWidget):
             return
         self._dirty = False
         self.frames += 1
-        points, names = self.known
-        self.known_scatter.setData(pos=points, data=names)
-        points, names = self.unknown
-        self.unknown_scatter.setData(pos=points, data=names)
+        if self._refs_dirty:
+            self._refs_dirty = False
+            points, names = self.known
+            self.known_scatter.setData(pos=points, data=names)
+            points, names = self.unknown
+            self.unknown_scatter.setData(pos=points, data=names)
         self._ensure_target_items()
         steps = np.asarray(self.steps, dtype=float)
         for name, trail in self.points.items():
             xy = np.asarray(trail, dtype=float).reshape(-1, 2)
+            last = self.p_steps[name][-1]
             self.trajectories[name].setData(xy[:, 0], xy[:, 1])
-            self.markers[name].setData(pos=xy[-1:], data=[f"{name} (step {self.steps[-1]})"])
-            self.pknown_curves[name].setData(steps[-len(self.p_known[name]):], np.asarray(self.p_known[name]))
+            self.markers[name].setData(pos=xy[-1:], data=[f"{name} ({'start' if last == 0 else f'step {last}'})"])
+            first = "start (original weights)" if self.p_steps[name][0] == 0 else f"step {self.p_steps[name][0]}"
+            self.start_markers[name].setData(pos=xy[:1], data=[f"{name}: {first}"])
+            self.pknown_curves[name].setData(np.asarray(self.p_steps[name], dtype=float), np.asarray(self.p_known[name]))
         for index, (term, values) in enumerate(self.losses.items()):
             if term not in self.loss_curves:
                 colour = LOSS_COLOURS[index % len(LOSS_COLOURS)]
@@ -230,9 +253,10 @@ class LivePlots(QWidget):
     def _paint_latents(self) -> None:
         known_ids, unknown_ids = self.latent_ids
         labels = [str(i) for i in known_ids] + [str(i) for i in unknown_ids]
-        axis = self.latent_plot.getAxis("bottom")
-        ticks = list(enumerate(labels))
-        axis.setTicks([ticks[0::2], ticks[1::2]])  # pyqtgraph drops the second level's labels when crowded
+        if labels != self._tick_labels:  # ticks change only with the run, not per frame
+            self._tick_labels = labels
+            ticks = list(enumerate(labels))
+            self.latent_plot.getAxis("bottom").setTicks([ticks[0::2], ticks[1::2]])  # crowded second level drops
         name = self.latent_target.currentText() or (self.target_names[0] if self.target_names else "")
         start, now = self.latents_start.get(name), self.latents_now.get(name)
         x = np.arange(len(labels), dtype=float)

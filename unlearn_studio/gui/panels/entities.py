@@ -8,9 +8,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPlainTextEdit, QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from ..app_model import CLASSIFY, AppModel, EntityRow, Target
+from ..app_model import CLASSIFY, REFERENCES, AppModel, EntityRow, Target
 
-COLUMNS = ("Entity", "Type", "List", "Status")
+COLUMNS = ("Entity", "Type", "List", "Status", "P(known)")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # numbers sort as numbers (P(known)); "—" sorts below every value
+P_KNOWN_COLUMN = 4
 STATUS_COLOURS = {"known": "#2b6cb0", "unknown": "#dd8a2b", "excluded": "#888888"}
 ENTITY_TYPES = ("person", "place", "work", "organisation", "other")
 
@@ -32,6 +34,7 @@ class EntitiesPanel(QWidget):
         self.proxy.setSourceModel(self.items)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setSortRole(SORT_ROLE)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table = QTableView()
         self.table.setModel(self.proxy)
@@ -52,6 +55,11 @@ class EntitiesPanel(QWidget):
         self.classify_button.setToolTip("Ask the model every fact of every listed entity: known = at least 2 answered "
                                         "right; fictitious ones it 'answers' are excluded (cached per model)")
         self.classify_button.clicked.connect(model.classify)
+        self.references_button = QPushButton("Compute references")
+        self.references_button.setToolTip("Compute the reference statistics a run uses (the known and unknown "
+                                          "entities' SAE codes, the probe, the 2-D map) with the original weights: "
+                                          "fills the P(known) column; cached, so the next run starts sooner")
+        self.references_button.clicked.connect(self.compute_references)
         self.verify = QCheckBox("Verify known-ness")
         self.verify.setChecked(True)
         self.verify.setToolTip("On: the references are the entities this model really knows / does not know "
@@ -62,6 +70,7 @@ class EntitiesPanel(QWidget):
         self.summary = QLabel("")
         top = QHBoxLayout()
         top.addWidget(self.classify_button)
+        top.addWidget(self.references_button)
         top.addWidget(self.verify)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -85,26 +94,42 @@ class EntitiesPanel(QWidget):
             if row.correct is not None:
                 status += f" ({row.correct}/{row.facts})"
             cells = [QStandardItem(row.name), QStandardItem(row.type),
-                     QStandardItem("known" if row.reference == "candidate" else "fictitious"),
-                     QStandardItem(status)]
+                     QStandardItem("well-known" if row.reference == "candidate" else "fictitious"),
+                     QStandardItem(status),
+                     QStandardItem("—" if row.p_known is None else f"{row.p_known:.2f}")]
             cells[2].setToolTip("which shipped list it comes from: well-known candidates or fictitious names")
             cells[3].setToolTip("known: answers ≥ 2 facts right; unknown: a fictitious one it never answers; "
                                 "excluded: neither (facts right / facts)")
+            cells[4].setToolTip("the known/unknown probe's P(known) with the original weights (mean over the "
+                                "entity's prompts); — until reference statistics that include it are computed")
+            for column, cell in enumerate(cells):
+                cell.setData(cell.text().lower() if column != P_KNOWN_COLUMN else
+                             (-1.0 if row.p_known is None else float(row.p_known)), SORT_ROLE)
+            cells[4].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             if row.status in STATUS_COLOURS:
                 cells[3].setForeground(QBrush(QColor(STATUS_COLOURS[row.status])))
             cells[0].setToolTip(f"{row.name}: {row.facts} facts; double-click to add as a target")
             self.items.appendRow(cells)
         self.table.setSortingEnabled(sorting)
         classified = [r for r in rows if r.status]
-        if classified:
+        measured = sum(1 for r in rows if r.p_known is not None)
+        references = f"; P(known) of {measured} references" if measured else ""
+        if not rows:
+            self.summary.setText("Nothing loaded.")
+            self.progress.setValue(0)
+            self.progress.setFormat("not classified")
+        elif classified:
             known = sum(r.status == "known" for r in classified)
             unknown = sum(r.status == "unknown" for r in classified)
             self.summary.setText(f"{known} known, {unknown} unknown, {len(classified) - known - unknown} excluded "
-                                 f"of {len(rows)}")
+                                 f"of {len(rows)}{references}")
             self.progress.setValue(1000)
             self.progress.setFormat("classified")
         else:
-            self.summary.setText(f"{len(rows)} listed entities, not classified for this model yet")
+            self.summary.setText(f"{len(rows)} listed entities, not classified for this model yet{references}")
+            if measured:
+                self.progress.setValue(1000)
+                self.progress.setFormat("references ready (not classified)")
 
     def row_count(self) -> int:
         return self.proxy.rowCount()
@@ -119,13 +144,18 @@ class EntitiesPanel(QWidget):
     def _double_clicked(self, index) -> None:  # noqa: ANN001 - a QModelIndex
         self.sig_pick.emit(self.proxy.index(index.row(), 0).data())
 
+    def compute_references(self) -> None:
+        self.model.compute_references(self.verify.isChecked())
+
     def _on_progress(self, job: str, message: str, fraction: float) -> None:
-        if job == CLASSIFY:
+        if job in (CLASSIFY, REFERENCES) or message.startswith("known-ness"):
             self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
             self.progress.setFormat(message[:50])
 
     def _on_state(self) -> None:
-        self.classify_button.setEnabled(self.model.session is not None and self.model.busy is None)
+        enabled = self.model.session is not None and self.model.busy is None
+        self.classify_button.setEnabled(enabled)
+        self.references_button.setEnabled(enabled)
 
 
 class FactsDialog(QDialog):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -16,6 +14,7 @@ METHOD_TIPS = {
     "grad-diff": "Baseline: gradient ascent on the target's facts plus descent on retain facts (needs facts)",
     "npo": "Baseline: negative preference optimisation against the original model, β = 0.1 (needs facts)",
 }
+STOP_REASONS = {"steps": "step limit", "early_stop": "early stop: read as unknown", "nan": "stopped: NaN loss"}
 DEFAULT_LR = {"sae-align": 1e-4, "grad-ascent": 2e-5, "grad-diff": 2e-5, "npo": 2e-5}
 
 
@@ -140,6 +139,7 @@ class RunPanel(QWidget):
         model.sig_step.connect(self._on_step)
         model.sig_progress.connect(self._on_progress)
         model.sig_run_ended.connect(self._on_ended)
+        self._run_active = self._stepping = False
         self._method_changed(self.method.currentText())
         self._on_state()
 
@@ -185,14 +185,25 @@ class RunPanel(QWidget):
         self.start_button.setEnabled(idle and loaded and bool(self.model.targets))
         self.stop_button.setEnabled(not idle)
         self.reset_button.setEnabled(idle and loaded and self.model.modified)
+        if self.model.busy == RUN and not self._run_active:  # a run just started: preparation first
+            self._run_active, self._stepping = True, False
+            self.progress.setValue(0)
+            self.progress.setFormat("preparing…")
+            self.status.setText("")
+        elif self.model.busy != RUN:
+            self._run_active = False
 
     def _on_progress(self, job: str, message: str, fraction: float) -> None:
-        if job == RUN:
-            self.status.setText(message)
-            if not self.model.run_started_at or self.progress.format().startswith(("idle", "preparing", "finished")):
-                self.progress.setFormat(message[:48])
+        """Before the first step each preparation phase (known-ness, references, measuring) fills the bar itself."""
+        if job != RUN:
+            return
+        self.status.setText(message)
+        if not self._stepping:
+            self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
+            self.progress.setFormat(f"{message[:44]} · %p%")
 
     def _on_step(self, step) -> None:  # noqa: ANN001 - a StepProgress
+        self._stepping = True
         total = max(1, step.total)
         self.progress.setValue(int(1000 * step.step / total))
         per_step = step.seconds / max(1, step.step)
@@ -204,10 +215,11 @@ class RunPanel(QWidget):
     def _on_ended(self, outcome: str, info: object) -> None:
         if outcome == "finished" and isinstance(info, dict):
             self.progress.setValue(1000)
-            self.progress.setFormat(f"finished: {info.get('steps')} steps ({info.get('stopped')})")
+            reason = STOP_REASONS.get(str(info.get("stopped")), str(info.get("stopped")))
+            self.progress.setFormat(f"finished: {info.get('steps')} steps ({reason})")
         elif outcome == "cancelled":
             step = info.get("step") if isinstance(info, dict) else None
             self.progress.setFormat(f"stopped after step {step}" if step is not None else "stopped")
         else:
             self.progress.setFormat("failed")
-        self.started_at = time.monotonic()
+        self._stepping = False

@@ -29,6 +29,8 @@ class SourcePicker(QWidget):
         self.path.setEditable(True)
         self.path.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.path.lineEdit().setPlaceholderText(remote_hint)
+        self.path.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.path.setMinimumContentsLength(16)  # a long path must not widen the dock
         self.path.setToolTip(f"The {kind} folder or {remote_label.lower()}; recent entries are remembered")
         self.browse = QPushButton("…")
         self.browse.setFixedWidth(28)
@@ -99,6 +101,8 @@ class SetupPanel(QWidget):
         self.sae_id = QComboBox()
         self.sae_id.setEditable(True)
         self.sae_id.lineEdit().setPlaceholderText("SAE id inside the release, e.g. layer_9/width_16k/canonical")
+        self.sae_id.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.sae_id.setMinimumContentsLength(16)
         self.sae_id.setToolTip("Only for a sae-lens release: which SAE of the release to load")
         self.device = QComboBox()
         self.device.addItems(DEVICES)
@@ -150,6 +154,7 @@ class SetupPanel(QWidget):
         model.sig_loaded.connect(self._on_loaded)
         model.sig_state.connect(self._on_state)
         model.sig_error.connect(self._on_error)
+        model.sig_unloaded.connect(self._on_unloaded)
 
     def load(self) -> None:
         self.progress.setValue(0)
@@ -184,6 +189,11 @@ class SetupPanel(QWidget):
         for warning in description.get("warnings", []):
             lines.append(f"<span style='color:#b7791f'>⚠ {warning}</span>")
         self.info.setText("<br>".join(lines))
+
+    def _on_unloaded(self) -> None:
+        self.progress.setValue(0)
+        self.progress.setFormat("not loaded")
+        self.info.setText("<b>Unloaded.</b> Choose the SAE made for this model (or another model) and press Load.")
 
     def _on_state(self) -> None:
         self.load_button.setEnabled(self.model.busy is None)
