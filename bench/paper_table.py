@@ -68,8 +68,8 @@ def run_setting(session, name: str, method: str, overrides: dict, targets: list[
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| setting | method | " + " | ".join(LABELS[k] for k in KEYS) + " |",
-             "|---|---|" + "---|" * len(KEYS)]
+    lines = ["| setting | method | targets | " + " | ".join(LABELS[k] for k in KEYS) + " |",
+             "|---|---|---|" + "---|" * len(KEYS)]
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["setting"], row["method"]), []).append(row)
@@ -79,7 +79,7 @@ def table(rows: list[dict]) -> str:
             before = [r["before"][key] for r in group if r["before"][key] is not None]
             after = [r["after"][key] for r in group if r["after"][key] is not None]
             cells.append(f"{mean_sd(before)} → {mean_sd(after)}")
-        lines.append(f"| {setting} | {method} | " + " | ".join(cells) + " |")
+        lines.append(f"| {setting} | {method} | {len(group)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
