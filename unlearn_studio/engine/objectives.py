@@ -8,7 +8,7 @@ act on the output distribution and need the full forward pass.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -18,6 +18,7 @@ from ..errors import UserError
 from .hooks import HookPoint, capture_one
 from .latents import References
 from .prompts import EntityBatch
+from .settings import Settings
 
 POSITIONS = ("last", "all")
 SPACES = ("code", "code+error", "code+residual", "residual")
@@ -59,16 +60,8 @@ class StepContext:
 
 
 @dataclass
-class ObjectiveConfig:
+class ObjectiveConfig(Settings):
     """Base for objective settings: ``to_dict``/``from_dict`` tolerate unknown keys on load."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ObjectiveConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class Objective:

@@ -6,7 +6,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -18,12 +18,13 @@ from .hooks import HookPoint, capture_one, layer_container
 from .latents import References, batch_activations
 from .objectives import OBJECTIVES, RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
 from .prompts import EntityBatch, encode_entity_prompts
+from .settings import Settings
 
 TRAINABLE = ("mlp", "all", "lora")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     method: str = "sae-align"
     steps: int = 60
     lr: float | None = None  # None: the method's default
@@ -38,14 +39,6 @@ class TrainConfig:
     retain_templates: int = 4
     retain_text_chunks: int = 4
     objective: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
     @property
     def learning_rate(self) -> float:
