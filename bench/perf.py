@@ -56,6 +56,7 @@ def bench_steps(session) -> dict:
     """One sae-align step vs one gradient-ascent step on the same tokens and the same trainable parameters."""
     import torch
 
+    from unlearn_studio.engine.latents import batch_activations
     from unlearn_studio.engine.objectives import StepContext, TokenBatch, make_objective
     from unlearn_studio.engine.trainer import TrainConfig, UnlearningPlan, prepare_batches, select_parameters
 
@@ -65,14 +66,19 @@ def bench_steps(session) -> dict:
     config = TrainConfig()
     plan = UnlearningPlan(targets, known, session.entity_data()[2], refs)
     batches = prepare_batches(session.model, session.tokenizer, session.hook, plan, config)
+    # The same tokens for both: the forget prompts, and one chunk of retain text that sae-align keeps in place.
+    batches.retain = batches.forget
+    batches.retain_original = batch_activations(session.model, session.hook, batches.forget)
+    batches.retain_text = TokenBatch(*(t[:1] for t in (batches.retain_text.input_ids, batches.retain_text.attention_mask,
+                                                     batches.retain_text.labels)))
+    batches.retain_text_original = batches.retain_text_original[:1]
     forget = batches.forget
-    # Gradient ascent on exactly the tokens sae-align reads (forget prompts) plus the retain rows sae-align keeps.
-    retain_rows = batches.retain
-    ga_ids = torch.nn.utils.rnn.pad_sequence(
-        [*forget.input_ids, *retain_rows.input_ids, *batches.retain_text.input_ids], batch_first=True,
-        padding_value=session.tokenizer.pad_token_id)
-    ga_mask = torch.nn.utils.rnn.pad_sequence(
-        [*forget.attention_mask, *retain_rows.attention_mask, *batches.retain_text.attention_mask], batch_first=True)
+    width = max(forget.input_ids.shape[1], batches.retain_text.input_ids.shape[1])
+    pad = session.tokenizer.pad_token_id
+    ga_ids = torch.cat([torch.nn.functional.pad(forget.input_ids, (0, width - forget.input_ids.shape[1]), value=pad),
+                        torch.nn.functional.pad(batches.retain_text.input_ids, (0, width - batches.retain_text.input_ids.shape[1]), value=pad)])
+    ga_mask = torch.cat([torch.nn.functional.pad(forget.attention_mask, (0, width - forget.attention_mask.shape[1])),
+                         torch.nn.functional.pad(batches.retain_text.attention_mask, (0, width - batches.retain_text.attention_mask.shape[1]))])
     batches.forget_facts = TokenBatch(ga_ids, ga_mask, ga_ids.masked_fill(ga_mask == 0, -100))
     ctx = StepContext(session.model, session.sae.sae, session.hook, refs, batches)
     parameters = select_parameters(session.model, session.hook, config)
@@ -158,7 +164,13 @@ def main() -> None:
     results.update(bench_reference_cache(session))
     results.update(bench_steps(session))
     del session
-    if not args.skip_gui:
+    if args.skip_gui:
+        from bench.gui_latency import measure_plot_update
+        from unlearn_studio.gui.app import create_app
+
+        app = create_app([])  # noqa: F841 - the plots need a QApplication
+        results["plot_update_ms"] = measure_plot_update()
+    else:
         results.update(bench_gui_run())
     results["bench_seconds"] = time.perf_counter() - started
     out = ROOT / "bench" / "results" / "perf.json"
