@@ -11,13 +11,7 @@
 # Takes about 10-20 minutes on 2 cores; the folder is about 1.5-2 GB (torch alone is ~750 MB;
 # see docs/guide.md, "Installing").
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-PY=${PYTHON:-}
-if [ -z "$PY" ]; then
-  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
-fi
-case "$PY" in /*) ;; */*) PY="$ROOT/$PY" ;; esac  # the checks run from another directory
+. "$(dirname "$0")/find_python.sh"
 NICE=${NICE:-10}
 DIST="$ROOT/dist/unlearn-studio"
 BIN="$DIST/unlearn-studio"

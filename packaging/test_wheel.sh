@@ -10,13 +10,7 @@
 # `info --demo` also needs the demo SAE in resources/demo_sae/ (it then travels in the wheel).
 # Takes a few minutes: the new venv installs torch and every dependency.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-PY=${PYTHON:-}
-if [ -z "$PY" ]; then
-  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
-fi
-case "$PY" in /*) ;; */*) PY="$ROOT/$PY" ;; esac  # the checks run from another directory
+. "$(dirname "$0")/find_python.sh"
 fail() { echo "test_wheel.sh: FAIL: $*" >&2; exit 1; }
 
 # 1. The wheel.
