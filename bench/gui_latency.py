@@ -61,9 +61,18 @@ def measure_gui_during_run(steps: int = 15) -> dict:
         QTimer.singleShot(timeout_ms, loop.quit)
         loop.exec()
 
-    window.model.load(None, None, device="cpu")
-    wait_for(window.model.sig_loaded, 300_000)
-    window.model.add_target("Eiffel Tower")
+    def wait_until_idle(timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while window.model.busy is not None and time.monotonic() < deadline:
+            wait_for(window.model.sig_state, 200)
+        if window.model.busy is not None:
+            raise RuntimeError(f"the window is still busy with {window.model.busy!r} after {timeout_s:.0f} s")
+
+    if window.model.load(None, None, device="cpu") is None:
+        raise RuntimeError("the window refused to load the demo")
+    wait_until_idle(300)  # sig_loaded comes before the load job has finished and freed the model
+    if not window.model.add_target("Eiffel Tower"):
+        raise RuntimeError("the window refused the target Eiffel Tower")
     lateness: list[float] = []
     clock = QElapsedTimer()
     timer = QTimer()
@@ -78,7 +87,8 @@ def measure_gui_during_run(steps: int = 15) -> dict:
     step_count = {"n": 0}
     window.model.sig_step.connect(lambda *_: step_count.__setitem__("n", step_count["n"] + 1))
     timer.start()
-    window.model.start_run(RunSettings(steps=steps, evaluate=False, early_stop=False))
+    if window.model.start_run(RunSettings(steps=steps, evaluate=False, early_stop=False)) is None:
+        raise RuntimeError("the window refused to start the run")
     wait_for(window.model.sig_run_ended, 900_000)
     timer.stop()
     window.model.shutdown()

@@ -14,6 +14,7 @@ from .entities import Entity, Templates, answer_matches, generic_text
 from .generation import complete
 from .hooks import HookPoint
 from .latents import References, check_cancel
+from .stand_ins import check_key, context_answerable
 from .trainer import heldout_batches, measure_targets
 
 Progress = Callable[[str, float], None]
@@ -42,14 +43,17 @@ class Evaluation:
     target_unknown_fraction: float
     target_unknown_percentile: float
     forget_accuracy: float | None  # None: the targets have no facts (not measured)
+    # Forget accuracy over the checks a fictitious entity does not answer too (stand_ins.py); None: not measured.
+    entity_forget_accuracy: float | None
     retain_accuracy: float | None
     perplexity: float
     repeat_rate: float
     per_target: dict[str, dict[str, float]] = field(default_factory=dict)
     facts: list[FactResult] = field(default_factory=list)
+    context_answerable: list[str] = field(default_factory=list)  # check keys, judged with θ0
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("facts", "per_target")}
+        return {k: v for k, v in asdict(self).items() if k not in ("facts", "per_target", "context_answerable")}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -81,8 +85,8 @@ def run_fact_checks(model, tokenizer, checks: Sequence[FactCheck], cancel: threa
     return results
 
 
-def _accuracy(results: Sequence[FactResult], role: str) -> float | None:
-    chosen = [r.correct for r in results if r.check.role == role]
+def _accuracy(results: Sequence[FactResult], role: str, leave_out: frozenset[str] = frozenset()) -> float | None:
+    chosen = [r.correct for r in results if r.check.role == role and check_key(r.check) not in leave_out]
     return sum(chosen) / len(chosen) if chosen else None
 
 
@@ -118,13 +122,22 @@ def repeat_rate(tokenizer, texts: Sequence[str], n: int = 3) -> float:
 
 def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, targets: Sequence[Entity],
              retain: Sequence[Entity], templates: Templates, *, progress: Progress | None = None,
-             cancel: threading.Event | None = None) -> Evaluation:
-    """Every measurement of DESIGN.md §4 for the model's current weights."""
+             cancel: threading.Event | None = None, stand_ins: dict[str, list[str]] | None = None,
+             given_away: Sequence[str] | None = None) -> Evaluation:
+    """Every measurement of DESIGN.md §4 for the model's current weights.
+
+    ``stand_ins`` (fictitious names per target) marks the checks the context gives away, with these weights: pass
+    it for θ0. ``given_away`` reuses that judgement (the before-evaluation's ``context_answerable``) afterwards.
+    """
     report = progress or (lambda message, fraction: None)
     report("measuring the targets' internal state", 0.0)
     states = measure_targets(model, sae, hook, references, heldout_batches(tokenizer, targets, templates))
     report("asking the targets' facts", 0.15)
-    results = run_fact_checks(model, tokenizer, fact_checks(targets, "forget"), cancel)
+    forget_checks = fact_checks(targets, "forget")
+    results = run_fact_checks(model, tokenizer, forget_checks, cancel)
+    if given_away is None and stand_ins is not None:
+        report("asking the facts about fictitious stand-ins", 0.3)
+        given_away = context_answerable(model, tokenizer, forget_checks, stand_ins, cancel)
     report("asking retain facts", 0.4)
     results += run_fact_checks(model, tokenizer, fact_checks(retain, "retain", paraphrases=False, chat=False), cancel)
     check_cancel(cancel)
@@ -137,17 +150,21 @@ def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, tar
     per_target = {name: {"p_known": s.p_known, "unknown_fraction": s.unknown_fraction,
                          "unknown_percentile": s.unknown_percentile} for name, s in states.items()}
     for name in per_target:
-        mine = [r.correct for r in results if r.check.role == "forget" and r.check.entity == name]
-        per_target[name]["forget_accuracy"] = sum(mine) / len(mine) if mine else None
+        mine = [r for r in results if r.check.role == "forget" and r.check.entity == name]
+        per_target[name]["forget_accuracy"] = _accuracy(mine, "forget")
+        if given_away is not None:
+            per_target[name]["entity_forget_accuracy"] = _accuracy(mine, "forget", frozenset(given_away))
     count = max(len(states), 1)
     return Evaluation(
         target_p_known=sum(s.p_known for s in states.values()) / count,
         target_unknown_fraction=sum(s.unknown_fraction for s in states.values()) / count,
         target_unknown_percentile=sum(s.unknown_percentile for s in states.values()) / count,
         forget_accuracy=_accuracy(results, "forget"),
+        entity_forget_accuracy=None if given_away is None else _accuracy(results, "forget", frozenset(given_away)),
         retain_accuracy=_accuracy(results, "retain"),
         perplexity=ppl,
         repeat_rate=repeat_rate(tokenizer, generations),
         per_target=per_target,
         facts=results,
+        context_answerable=list(given_away or []),
     )

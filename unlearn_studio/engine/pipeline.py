@@ -34,6 +34,7 @@ from .models import LoadedModel, load_model, weights_fingerprint
 from .paths import cache_dir, resources_dir, user_data_dir
 from .runs import RunFolder, new_folder_path, save_model_folder
 from .saes import LoadedSae, check_sae_fits_model, load_sae
+from .stand_ins import check_key, pick_stand_ins
 from .trainer import TrainConfig, TrainResult, UnlearningPlan, train
 
 ProgressCallback = Callable[[str, float], None]
@@ -70,10 +71,12 @@ class RunReport:
 
 def _fact_table(before: Evaluation, after: Evaluation) -> list[dict[str, Any]]:
     rows = []
+    given_away = set(before.context_answerable)
     for old, new in zip(before.facts, after.facts):
         rows.append({"entity": old.check.entity, "role": old.check.role, "form": old.check.form, "prompt": old.check.prompt,
                      "answers": list(old.check.answers), "before": old.completion, "before_correct": old.correct,
-                     "after": new.completion, "after_correct": new.correct})
+                     "after": new.completion, "after_correct": new.correct,
+                     "context_answerable": check_key(old.check) in given_away})
     return rows
 
 
@@ -292,7 +295,11 @@ class Session:
         yield from progress_events
         templates = self.entity_data()[2]
         retain_eval = sorted(random.Random(1234).sample(known, min(request.retain_eval_entities, len(known))), key=lambda e: e.name)
-        plan = UnlearningPlan(targets=list(targets), retain=list(known), templates=templates, references=refs)
+        # Retain accuracy is measured on entities the run never trains on.
+        held_out = {e.name for e in retain_eval}
+        retain_train = [e for e in known if e.name not in held_out] or list(known)
+        plan = UnlearningPlan(targets=list(targets), retain=retain_train, templates=templates, references=refs)
+        stand_ins = pick_stand_ins(targets, unknown)
         folder = RunFolder(request.run_dir) if request.run_dir else None
         try:
             report: dict[str, Any] = {
@@ -307,7 +314,8 @@ class Session:
             before = request.before
             if request.evaluate and before is None:
                 yield Progress("measuring the model before unlearning", 0.15)
-                before = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates, cancel=cancel)
+                before = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates,
+                                  cancel=cancel, stand_ins=stand_ins)
             result: TrainResult | None = None
             for event in train(self.model, self.tokenizer, self.sae.sae, self.hook, plan, config, cancel):
                 if isinstance(event, StepProgress) and folder:
@@ -328,7 +336,8 @@ class Session:
             after = None
             if request.evaluate:
                 yield Progress("measuring the model after unlearning", 0.95)
-                after = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates, cancel=cancel)
+                after = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates,
+                                 cancel=cancel, given_away=before.context_answerable if before else None)
             report.update(steps=result.steps_done, seconds=round(time.perf_counter() - started, 2),
                           train_seconds=round(result.seconds, 2), stopped=result.stopped, message=result.message)
             if before and after:

@@ -9,10 +9,19 @@ from ..app_model import AppModel
 
 COLUMNS = ("Entity", "Role", "Form", "Prompt", "Before", "After")
 RIGHT, WRONG = "✔", "✘"
+GIVEN_AWAY_TIP = ("The original model answers this prompt correctly for fictitious entities too: the context gives the "
+                  "answer away, so it is left out of the entity-dependent forget accuracy.")
 
 
 def _pct(value: object) -> str:
     return "not measured" if value is None else f"{100 * float(value):.0f} %"
+
+
+def _entity_dependent(before: dict, after: dict) -> str:
+    if before.get("entity_forget_accuracy") is None:
+        return ""
+    return (f" ({_pct(before.get('entity_forget_accuracy'))} → {_pct(after.get('entity_forget_accuracy'))} "
+            "leaving out the prompts that give the answer away)")
 
 
 def _num(value: object, fmt: str = ".2f") -> str:
@@ -50,7 +59,8 @@ class FactsPanel(QWidget):
             self.summary.setText(
                 f"<b>Targets</b> P(known) {_num(before.get('target_p_known'))} → {_num(after.get('target_p_known'))}, "
                 f"read as unknown {_pct(before.get('target_unknown_fraction'))} → {_pct(after.get('target_unknown_fraction'))}, "
-                f"facts right {_pct(before.get('forget_accuracy'))} → {_pct(after.get('forget_accuracy'))} · "
+                f"facts right {_pct(before.get('forget_accuracy'))} → {_pct(after.get('forget_accuracy'))}"
+                f"{_entity_dependent(before, after)} · "
                 f"<b>Retain</b> facts right {_pct(before.get('retain_accuracy'))} → {_pct(after.get('retain_accuracy'))} · "
                 f"<b>Perplexity</b> {_num(before.get('perplexity'), '.1f')} → {_num(after.get('perplexity'), '.1f')}")
         else:
@@ -59,11 +69,14 @@ class FactsPanel(QWidget):
         for row in rows:
             index = self.table.rowCount()
             self.table.insertRow(index)
-            cells = [row.get("entity", ""), row.get("role", ""), row.get("form", ""), row.get("prompt", ""),
+            form = row.get("form", "") + (" (given away)" if row.get("context_answerable") else "")
+            cells = [row.get("entity", ""), row.get("role", ""), form, row.get("prompt", ""),
                      f"{RIGHT if row.get('before_correct') else WRONG} {str(row.get('before', '')).strip()}",
                      f"{RIGHT if row.get('after_correct') else WRONG} {str(row.get('after', '')).strip()}"]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text.replace("\n", " ")[:120])
+                if column == 2 and row.get("context_answerable"):
+                    item.setToolTip(GIVEN_AWAY_TIP)
                 if column == 3:
                     item.setToolTip(f"{row.get('prompt')}\nexpected: {', '.join(row.get('answers', []))}")
                 if column in (4, 5):
