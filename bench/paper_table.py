@@ -25,9 +25,11 @@ from unlearn_studio.engine.trainer import TrainConfig  # noqa: E402
 
 TARGETS = ["Eiffel Tower", "Harry Potter", "Sherlock Holmes", "Albert Einstein", "Barack Obama"]
 METHODS = ["sae-align", "grad-ascent", "grad-diff", "npo"]
-KEYS = ["target_p_known", "target_unknown_fraction", "forget_accuracy", "retain_accuracy", "perplexity"]
+KEYS = ["target_p_known", "target_unknown_fraction", "forget_accuracy", "entity_forget_accuracy", "retain_accuracy",
+        "perplexity"]
 LABELS = {"target_p_known": "P(known)", "target_unknown_fraction": "unknown fraction", "forget_accuracy": "forget acc.",
-          "retain_accuracy": "retain acc.", "perplexity": "perplexity"}
+          "entity_forget_accuracy": "forget acc., entity-dependent", "retain_accuracy": "retain acc.",
+          "perplexity": "perplexity"}
 
 
 def mean_sd(values: list[float]) -> str:
@@ -61,6 +63,7 @@ def run_setting(session, name: str, method: str, overrides: dict, targets: list[
                 after = report["after"]
                 print(f"{name:>14s} {target:>18s}: steps {report['steps']:3d}  P(known) {report['before']['target_p_known']:.2f}"
                       f" → {after['target_p_known']:.2f}  forget {report['before']['forget_accuracy']:.2f} → {after['forget_accuracy']:.2f}"
+                      f" (entity-dependent {report['before']['entity_forget_accuracy']:.2f} → {after['entity_forget_accuracy']:.2f})"
                       f"  retain {report['before']['retain_accuracy']:.2f} → {after['retain_accuracy']:.2f}"
                       f"  ppl {report['before']['perplexity']:.1f} → {after['perplexity']:.1f}  ({rows[-1]['seconds']} s)", flush=True)
     session.reset()
@@ -76,8 +79,8 @@ def table(rows: list[dict]) -> str:
     for (setting, method), group in groups.items():
         cells = []
         for key in KEYS:
-            before = [r["before"][key] for r in group if r["before"][key] is not None]
-            after = [r["after"][key] for r in group if r["after"][key] is not None]
+            before = [r["before"][key] for r in group if r["before"].get(key) is not None]
+            after = [r["after"][key] for r in group if r["after"].get(key) is not None]
             cells.append(f"{mean_sd(before)} → {mean_sd(after)}")
         lines.append(f"| {setting} | {method} | {len(group)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -56,7 +56,7 @@ def bench_steps(session) -> dict:
     """One sae-align step vs one gradient-ascent step on the same tokens and the same trainable parameters."""
     import torch
 
-    from unlearn_studio.engine.latents import batch_activations
+    from unlearn_studio.engine.hooks import capture_one
     from unlearn_studio.engine.objectives import StepContext, TokenBatch, make_objective
     from unlearn_studio.engine.trainer import TrainConfig, UnlearningPlan, prepare_batches, select_parameters
 
@@ -67,12 +67,12 @@ def bench_steps(session) -> dict:
     plan = UnlearningPlan(targets, known, session.entity_data()[2], refs)
     batches = prepare_batches(session.model, session.tokenizer, session.hook, plan, config)
     # The same tokens for both: the forget prompts, and one chunk of retain text that sae-align keeps in place.
-    batches.retain = batches.forget
-    batches.retain_original = batch_activations(session.model, session.hook, batches.forget)
+    forget = batches.retain = batches.forget
+    with torch.no_grad():
+        batches.retain_original = capture_one(session.model, session.hook, forget.input_ids, forget.attention_mask).float()
     batches.retain_text = TokenBatch(*(t[:1] for t in (batches.retain_text.input_ids, batches.retain_text.attention_mask,
                                                      batches.retain_text.labels)))
     batches.retain_text_original = batches.retain_text_original[:1]
-    forget = batches.forget
     width = max(forget.input_ids.shape[1], batches.retain_text.input_ids.shape[1])
     pad = session.tokenizer.pad_token_id
     ga_ids = torch.cat([torch.nn.functional.pad(forget.input_ids, (0, width - forget.input_ids.shape[1]), value=pad),

@@ -167,3 +167,32 @@ def test_target_without_facts_runs_on_knownness_alone(session):
     assert result.before.forget_accuracy is None and result.after.forget_accuracy is None
     events = events_of(session, tiny_request(session, names=("Zorvath Quellinbrook",), method="grad-ascent"))
     assert isinstance(events[-1], Failed) and "needs the targets' facts" in events[-1].error
+
+
+@pytest.mark.parametrize("shifted_tokens, seen_by", [("last entity token", {"last", "entity", "all"}),
+                                                    ("other entity tokens", {"entity", "all"}),
+                                                    ("tokens outside the name", {"all"})])
+def test_retain_term_holds_the_chosen_tokens_of_the_retain_prompts(session, shifted_tokens, seen_by):
+    """Shift θ0's record at one kind of token only: just the settings that hold those tokens see the drift."""
+    from unlearn_studio.engine.objectives import RETAIN_POSITIONS, StepContext, retain_drift
+    from unlearn_studio.engine.trainer import TrainConfig, UnlearningPlan, prepare_batches
+
+    targets = session.resolve_targets(["Eiffel Tower"])
+    known, unknown = session.reference_entities(["Eiffel Tower"], verify=False, limit=24)
+    plan = UnlearningPlan(targets, known, session.entity_data()[2], session.references(known, unknown))
+    batches = prepare_batches(session.model, session.tokenizer, session.hook, plan, TrainConfig(retain_entities=4))
+    ctx = StepContext(session.model, session.sae.sae, session.hook, plan.references, batches)
+    rows = batches.retain
+    last = torch.zeros_like(rows.entity_mask)
+    last[torch.arange(len(rows)), rows.last_entity_pos] = True
+    outside = rows.attention_mask.bool() & ~rows.entity_mask
+    outside[:, 0] = False
+    shifted = {"last entity token": last, "other entity tokens": rows.entity_mask & ~last,
+               "tokens outside the name": outside}[shifted_tokens]
+    assert shifted.any()
+    with torch.no_grad():
+        before = {p: float(retain_drift(ctx, p)) for p in RETAIN_POSITIONS}
+        batches.retain_original = batches.retain_original + 5.0 * shifted.unsqueeze(-1)
+        after = {p: float(retain_drift(ctx, p)) for p in RETAIN_POSITIONS}
+    assert max(before.values()) < 1e-6
+    assert {p for p, drift in after.items() if drift > 1e-3} == seen_by

@@ -39,7 +39,7 @@ def test_substitute_replaces_the_name_in_any_case_or_says_it_is_missing():
 def test_stand_ins_are_fictitious_names_of_the_targets_type():
     unknown = [Entity("Port Aldermere", "place"), Entity("Mira Vale", "person"), Entity("Oren Tash", "person"),
                Entity("Ilse Brand", "person"), Entity("Lake Vessinger", "place")]
-    chosen = pick_stand_ins([SHERLOCK, Entity("Eiffel Tower", "place")], unknown)
+    chosen = pick_stand_ins([SHERLOCK, Entity("Eiffel Tower", "place")], unknown, count=3)
     assert chosen["Sherlock Holmes"] == ["Ilse Brand", "Mira Vale", "Oren Tash"]
     # Two places are too few: the stand-ins come from every type.
     assert len(chosen["Eiffel Tower"]) == 3 and set(chosen["Eiffel Tower"]) <= {e.name for e in unknown}
@@ -50,6 +50,16 @@ def test_only_checks_the_stand_ins_answer_are_marked(monkeypatch):
     checks = fact_checks([SHERLOCK], "forget")
     marked = context_answerable(None, None, checks, {"Sherlock Holmes": ["Mira Vale", "Oren Tash", "Ilse Brand"]})
     assert marked == [check_key(checks[0])]  # "Sir Arthur", not the two London checks
+
+
+def test_a_check_one_stand_in_in_three_answers_is_given_away(monkeypatch):
+    def answers_for_john_only(model, tokenizer, prompts, max_new_tokens, chat):  # noqa: ANN001
+        return [" Conan Doyle" if p.startswith("John Smith") else " nobody" for p in prompts]
+
+    monkeypatch.setattr(evaluate_module, "complete", answers_for_john_only)
+    checks = fact_checks([SHERLOCK], "forget")[:1]
+    assert context_answerable(None, None, checks, {"Sherlock Holmes": ["John Smith", "Mira Vale", "Oren Tash"]}) == [check_key(checks[0])]
+    assert context_answerable(None, None, checks, {"Sherlock Holmes": ["John Smith", "Mira Vale", "Oren Tash", "Ilse Brand"]}) == []
 
 
 def test_entity_dependent_accuracy_leaves_out_the_given_away_checks(monkeypatch):

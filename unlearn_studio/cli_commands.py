@@ -49,10 +49,12 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     for warning in session.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     objective = {k: v for k, v in {"lambda_away": args.lambda_away, "lambda_retain": args.lambda_retain,
-                                   "positions": args.positions, "space": args.space}.items() if v is not None}
+                                   "positions": args.positions, "space": args.space,
+                                   "retain_positions": args.retain_positions}.items() if v is not None}
     config = TrainConfig(method=args.method, steps=args.steps, lr=args.lr, seed=args.seed, trainable=args.trainable,
                          layers_below=args.layers_below, early_stop=not args.no_early_stop, objective=objective,
-                         fact_contexts=args.fact_contexts)
+                         **{k: v for k, v in {"fact_contexts": args.fact_contexts,
+                                              "retain_fact_prompts": args.retain_fact_prompts}.items() if v is not None})
     request = UnlearnRequest(targets=session.resolve_targets(args.target or [], extra), config=config, run_dir=out,
                              save_model=args.save_model, verify_known=not args.no_verify)
     # The slow one-off preparations run here with live progress; the run then finds them cached.
@@ -179,7 +181,12 @@ def register_commands(commands: argparse._SubParsersAction) -> None:
     unlearn.add_argument("--lambda-retain", type=float, default=None)
     unlearn.add_argument("--positions", choices=["last", "all"], default=None, help="entity tokens aligned")
     unlearn.add_argument("--space", choices=["code", "code+error", "code+residual", "residual"], default=None)
-    unlearn.add_argument("--fact-contexts", action="store_true", help="also align the entity inside its fact prompts")
+    unlearn.add_argument("--retain-positions", choices=["last", "entity", "all"], default=None,
+                         help="tokens of the retain prompts whose activations are held")
+    unlearn.add_argument("--fact-contexts", action=argparse.BooleanOptionalAction, default=None,
+                         help="also align the entity inside its fact prompts")
+    unlearn.add_argument("--retain-fact-prompts", action=argparse.BooleanOptionalAction, default=None,
+                         help="also hold the retain entities' own fact prompts")
     unlearn.add_argument("--no-early-stop", action="store_true")
     unlearn.add_argument("--no-verify", action="store_true", help="use the shipped entity lists without checking known-ness")
     unlearn.add_argument("--save-model", action="store_true", help="save the unlearned model to OUT/model")

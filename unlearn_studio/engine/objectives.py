@@ -22,6 +22,7 @@ from .settings import Settings
 
 POSITIONS = ("last", "all")
 SPACES = ("code", "code+error", "code+residual", "residual")
+RETAIN_POSITIONS = ("last", "entity", "all")
 
 
 @dataclass
@@ -42,7 +43,7 @@ class RunBatches:
 
     forget: EntityBatch
     retain: EntityBatch
-    retain_original: torch.Tensor  # θ0 activation at the last entity token of each retain row
+    retain_original: torch.Tensor  # θ0 activations of the retain prompts [rows, seq, width]
     retain_text: TokenBatch
     retain_text_original: torch.Tensor  # θ0 activations of the retain text [rows, seq, width]
     forget_facts: TokenBatch | None
@@ -96,22 +97,36 @@ def make_objective(name: str, settings: dict[str, Any] | None = None) -> Objecti
     return cls(cls.config_class.from_dict(settings or {}))
 
 
-def retain_drift(ctx: StepContext) -> torch.Tensor:
-    """L_retain: mean relative squared drift of retain activations at the hook from θ0."""
+def retain_drift(ctx: StepContext, positions: str = "last") -> torch.Tensor:
+    """L_retain: mean relative squared drift of retain activations at the hook from θ0.
+
+    ``positions`` picks the retain prompts' tokens that are held: the last entity token (DESIGN.md §2), every
+    entity token, or every token but the first.
+    """
     model, hook, b = ctx.model, ctx.hook, ctx.batches
     device = next(model.parameters()).device
     rows = b.retain.to(device)
     acts = capture_one(model, hook, rows.input_ids, rows.attention_mask)
-    x = acts[torch.arange(len(rows), device=device), rows.last_entity_pos]
     original = b.retain_original.to(device)
-    entity_term = ((x - original).pow(2).sum(-1) / original.pow(2).sum(-1).clamp_min(1e-6)).mean()
+    if positions == "last":
+        picked = torch.zeros_like(rows.attention_mask, dtype=torch.bool)
+        picked[torch.arange(len(rows), device=device), rows.last_entity_pos] = True
+    elif positions == "entity":
+        picked = rows.entity_mask.bool()
+    else:
+        picked = rows.attention_mask.bool().clone()
+        picked[:, 0] = False
+    entity_term = _relative_drift(acts[picked], original[picked]).mean()
     text = b.retain_text.to(device)
     text_acts = capture_one(model, hook, text.input_ids, text.attention_mask)
-    text_original = b.retain_text_original.to(device)
-    mask = text.attention_mask.bool()
+    mask = text.attention_mask.bool().clone()
     mask[:, 0] = False  # the first position is an attention sink with an outlier norm
-    per_token = (text_acts - text_original).pow(2).sum(-1) / text_original.pow(2).sum(-1).clamp_min(1e-6)
-    return 0.5 * entity_term + 0.5 * per_token[mask].mean()
+    text_term = _relative_drift(text_acts[mask], b.retain_text_original.to(device)[mask]).mean()
+    return 0.5 * entity_term + 0.5 * text_term
+
+
+def _relative_drift(values: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    return (values - original).pow(2).sum(-1) / original.pow(2).sum(-1).clamp_min(1e-6)
 
 
 def _pull(values: torch.Tensor, toward: torch.Tensor, away: torch.Tensor, lambda_away: float, scale_sq: float) -> torch.Tensor:
@@ -129,6 +144,7 @@ class SaeAlignConfig(ObjectiveConfig):
     positions: str = "all"  # last | all (every token of the entity name)
     space: str = "code+residual"  # code | code+error | code+residual | residual
     lambda_space: float = 1.0  # weight of the residual / error term when space adds one
+    retain_positions: str = "last"  # last | entity | all: which tokens of the retain prompts L_retain holds
 
 
 @register
@@ -140,8 +156,9 @@ class SaeAlign(Objective):
 
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         cfg: SaeAlignConfig = self.config  # type: ignore[assignment]
-        if cfg.positions not in POSITIONS or cfg.space not in SPACES:
-            raise UserError(f"sae-align: positions must be one of {POSITIONS} and space one of {SPACES}.")
+        if cfg.positions not in POSITIONS or cfg.space not in SPACES or cfg.retain_positions not in RETAIN_POSITIONS:
+            raise UserError(f"sae-align: positions must be one of {POSITIONS}, space one of {SPACES} and "
+                            f"retain_positions one of {RETAIN_POSITIONS}.")
         refs, device = ctx.references, next(ctx.model.parameters()).device
         rows = ctx.batches.forget.to(device)
         acts = capture_one(ctx.model, ctx.hook, rows.input_ids, rows.attention_mask)
@@ -166,7 +183,7 @@ class SaeAlign(Objective):
             terms["forget_error"] = (error - target).pow(2).sum(-1).mean() / refs.resid_scale_sq
             forget = forget + cfg.lambda_space * terms["forget_error"]
         terms["forget"] = forget
-        terms["retain"] = retain_drift(ctx)
+        terms["retain"] = retain_drift(ctx, cfg.retain_positions)
         terms["total"] = forget + cfg.lambda_retain * terms["retain"]
         return terms
 

@@ -6,7 +6,10 @@ prompts carry their answer in the context ("… created by Sir Arthur" → "Cona
 "E =" → "mc²"): the original model completes them correctly for a made-up name too, so
 a correct answer there measures the context, not the entity. We mark such checks by
 asking the original model each one with the target's name replaced by fictitious
-stand-ins; the forget accuracy over the other checks is the entity-dependent one.
+stand-ins; the forget accuracy over the other checks is the entity-dependent one. One
+stand-in in three is enough: the model completes such prompts for plain names ("John
+Smith was created by Sir Arthur" → "Conan Doyle") and only half-way for unusual ones
+("… Sir Arthur" → "Conanard").
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from dataclasses import replace
 
 from .entities import Entity
 
-STAND_INS_PER_TARGET = 3
+STAND_INS_PER_TARGET = 6
+GIVEN_AWAY_SHARE = 1 / 3  # a check is given away when at least this share of the stand-ins answer it
 
 
 def pick_stand_ins(targets: Sequence[Entity], unknown: Sequence[Entity], count: int = STAND_INS_PER_TARGET) -> dict[str, list[str]]:
@@ -43,7 +47,7 @@ def check_key(check) -> str:  # noqa: ANN001 - an evaluate.FactCheck
 
 def context_answerable(model, tokenizer, checks: Sequence, stand_ins: dict[str, list[str]],
                        cancel: threading.Event | None = None) -> list[str]:
-    """Keys of the checks that most stand-ins answer correctly with the current weights (call it with θ0)."""
+    """Keys of the checks that enough stand-ins answer correctly with the current weights (call it with θ0)."""
     from .evaluate import run_fact_checks  # evaluate imports this module
 
     owner_of: dict = {}  # stand-in check -> key of the target's check
@@ -58,4 +62,4 @@ def context_answerable(model, tokenizer, checks: Sequence, stand_ins: dict[str, 
         key = owner_of[result.check]
         asked[key] = asked.get(key, 0) + 1
         correct[key] = correct.get(key, 0) + result.correct
-    return sorted(key for key, hits in correct.items() if 2 * hits > asked[key])
+    return sorted(key for key, hits in correct.items() if hits >= GIVEN_AWAY_SHARE * asked[key])

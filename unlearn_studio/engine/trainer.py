@@ -38,6 +38,7 @@ class TrainConfig(Settings):
     retain_entities: int = 24
     retain_templates: int = 4
     retain_text_chunks: int = 4
+    retain_fact_prompts: bool = False  # also hold the retain entities' own fact prompts (never the evaluated ones)
     objective: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -94,9 +95,10 @@ def fact_token_batch(tokenizer, facts: Sequence[tuple[str, str]]) -> TokenBatch 
     return TokenBatch(ids, mask, labels)
 
 
-def _fact_context_prompts(targets: Sequence[Entity]) -> list[tuple[str, int, int]]:
+def _fact_context_prompts(entities: Sequence[Entity]) -> list[tuple[str, int, int]]:
+    """Each entity's fact prompts that name it, with the name's character span."""
     prompts = []
-    for entity in targets:
+    for entity in entities:
         for fact in entity.facts:
             start = fact.prompt.lower().find(entity.name.lower())
             if start >= 0:
@@ -126,13 +128,15 @@ def prepare_batches(model, tokenizer, hook: HookPoint, plan: UnlearningPlan, con
     retain_entities = rng.sample(plan.retain, min(config.retain_entities, len(plan.retain)))
     retain_templates = list(plan.templates.train[: config.retain_templates])
     retain_prompts = [fill_template(p, e.name) for e in retain_entities for p in retain_templates]
+    if config.retain_fact_prompts:
+        retain_prompts += _fact_context_prompts(retain_entities)
     if not retain_prompts:
         raise UserError("the retain set is empty: the run needs known entities other than the targets.")
     retain = encode_entity_prompts(tokenizer, retain_prompts)
     retain_text = _retain_text(tokenizer, config.retain_text_chunks)
     device = next(model.parameters()).device
     with torch.no_grad():
-        retain_original = batch_activations(model, hook, retain)
+        retain_original = capture_one(model, hook, retain.input_ids.to(device), retain.attention_mask.to(device)).float().cpu()
         retain_text_original = capture_one(model, hook, retain_text.input_ids.to(device), retain_text.attention_mask.to(device)).float()
     forget_facts = fact_token_batch(tokenizer, [(f.prompt, f.answers[0]) for t in plan.targets for f in t.facts])
     retain_facts = fact_token_batch(tokenizer, [(e.facts[0].prompt, e.facts[0].answers[0]) for e in retain_entities if e.facts])

@@ -102,6 +102,9 @@ class RunSettings:
     lambda_retain: float = 1.0
     positions: str = "all"
     space: str = "code+residual"
+    retain_positions: str = "last"
+    retain_fact_prompts: bool = False
+    fact_contexts: bool = False
     early_stop: bool = True
     evaluate: bool = True
     verify_known: bool = True
@@ -113,13 +116,14 @@ class RunSettings:
         objective: dict[str, Any] = {}
         if self.method == "sae-align":
             objective = {"lambda_away": self.lambda_away, "lambda_retain": self.lambda_retain,
-                         "positions": self.positions, "space": self.space}
+                         "positions": self.positions, "space": self.space, "retain_positions": self.retain_positions}
         elif self.method == "grad-diff":
             objective = {"lambda_retain": self.lambda_retain}
         objective.update(self.objective_extra)
         return TrainConfig(method=self.method, steps=self.steps, lr=self.lr, seed=self.seed,
                            trainable="lora" if self.lora else self.trainable, layers_below=self.layers_below,
-                           lora_rank=self.lora_rank, early_stop=self.early_stop, objective=objective)
+                           lora_rank=self.lora_rank, early_stop=self.early_stop, objective=objective,
+                           retain_fact_prompts=self.retain_fact_prompts, fact_contexts=self.fact_contexts)
 
 
 class AppModel(QObject):

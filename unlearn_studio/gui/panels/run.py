@@ -74,6 +74,15 @@ class RunPanel(QWidget):
         self.space.addItems(["code", "code+error", "code+residual", "residual"])
         self.space.setToolTip("Where the pull happens: the SAE code; plus the SAE's reconstruction error; "
                               "plus the residual stream; or the residual stream alone")
+        self.retain_positions = QComboBox()
+        self.retain_positions.addItems(["last", "entity", "all"])
+        self.retain_positions.setToolTip("Which tokens of the retain prompts keep their original activations: the "
+                                         "last entity token, every entity token, or every token")
+        self.retain_fact_prompts = QCheckBox("Retain fact prompts")
+        self.retain_fact_prompts.setToolTip("Also keep the activations of the retain entities' own fact prompts "
+                                            "(never the ones the before/after table asks)")
+        self.fact_contexts = QCheckBox("Fact contexts")
+        self.fact_contexts.setToolTip("Also align the target where it appears inside its own fact prompts")
         self.early_stop = QCheckBox("Early stop")
         self.early_stop.setChecked(True)
         self.early_stop.setToolTip("Stop once the probe reads every held-out target prompt as unknown")
@@ -116,6 +125,11 @@ class RunPanel(QWidget):
         form.addRow("", row)
         form.addRow("Positions", self.positions)
         form.addRow("Space", self.space)
+        form.addRow("Retain tokens", self.retain_positions)
+        row = QHBoxLayout()
+        row.addWidget(self.retain_fact_prompts)
+        row.addWidget(self.fact_contexts)
+        form.addRow("", row)
         form.addRow("Seed", self.seed)
         checks = QHBoxLayout()
         checks.addWidget(self.early_stop)
@@ -146,7 +160,8 @@ class RunPanel(QWidget):
     def _method_changed(self, method: str) -> None:
         self.lr.setPlaceholderText(f"default ({DEFAULT_LR.get(method, 1e-4):g})")
         align = method == "sae-align"
-        for widget in (self.lambda_away, self.positions, self.space):
+        for widget in (self.lambda_away, self.positions, self.space, self.retain_positions, self.retain_fact_prompts,
+                       self.fact_contexts):
             widget.setEnabled(align)
         self.lambda_retain.setEnabled(method in ("sae-align", "grad-diff"))
 
@@ -161,6 +176,8 @@ class RunPanel(QWidget):
                            lora=self.lora.isChecked(), lora_rank=self.lora_rank.value(),
                            lambda_away=self.lambda_away.value(), lambda_retain=self.lambda_retain.value(),
                            positions=self.positions.currentText(), space=self.space.currentText(),
+                           retain_positions=self.retain_positions.currentText(),
+                           retain_fact_prompts=self.retain_fact_prompts.isChecked(), fact_contexts=self.fact_contexts.isChecked(),
                            early_stop=self.early_stop.isChecked(), evaluate=self.evaluate.isChecked())
 
     def set_settings(self, s: RunSettings) -> None:
@@ -176,6 +193,9 @@ class RunPanel(QWidget):
         self.lambda_retain.setValue(s.lambda_retain)
         self.positions.setCurrentText(s.positions)
         self.space.setCurrentText(s.space)
+        self.retain_positions.setCurrentText(s.retain_positions)
+        self.retain_fact_prompts.setChecked(s.retain_fact_prompts)
+        self.fact_contexts.setChecked(s.fact_contexts)
         self.early_stop.setChecked(s.early_stop)
         self.evaluate.setChecked(s.evaluate)
 
