@@ -49,3 +49,14 @@ def test_info_demo(demo_model_dir, capsys, monkeypatch):
     described = json.loads(capsys.readouterr().out)
     assert described["model"]["name"] == "SmolLM2-135M-Instruct" and described["model"]["n_layers"] == 30
     assert described["sae"]["d_in"] == 576 and described["sae"]["hook"] == "model.layers.9"
+
+
+def test_unlearn_passes_the_alignment_settings_to_the_run(tiny_model_dir, tiny_sae_dir, tmp_path):
+    run = tmp_path / "run"
+    assert main(["--quiet", "unlearn", "--model", str(tiny_model_dir), "--sae", str(tiny_sae_dir), "--target", "Eiffel Tower",
+                 "--steps", "1", "--no-verify", "--no-early-stop", "--space", "code", "--positions", "last",
+                 "--retain-positions", "entity", "--retain-fact-prompts", "--no-fact-contexts", "--lambda-retain", "2",
+                 "--out", str(run)]) == 0
+    config = json.loads((run / "report.json").read_text())["config"]
+    assert config["objective"] == {"positions": "last", "space": "code", "retain_positions": "entity", "lambda_retain": 2.0}
+    assert config["retain_fact_prompts"] is True and config["fact_contexts"] is False

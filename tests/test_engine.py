@@ -54,6 +54,13 @@ def test_sae_align_moves_the_target_code_toward_the_unknown_mean(session):
     assert steps[0].targets["Eiffel Tower"].point != steps[-1].targets["Eiffel Tower"].point
 
 
+def test_a_single_forget_term_is_reported_once(session):
+    losses = _steps(events_of(session, tiny_request(session, objective={"space": "code"})))[0].losses
+    assert set(losses) == {"forget", "retain", "total"}
+    both = _steps(events_of(session, tiny_request(session)))[0].losses
+    assert set(both) == {"forget_code", "forget_residual", "forget", "retain", "total"}
+
+
 def test_deterministic_under_a_seed(session):
     first = [s.losses for s in _steps(events_of(session, tiny_request(session, seed=3)))]
     after_first = {n: p.clone() for n, p in session.resettable_parameters().items()}

@@ -354,6 +354,7 @@ def test_ask_before_after_and_fact_table(qtbot, window, tiny_model_dir, tiny_sae
     marks = {table.item(r, c).text()[0] for r in range(table.rowCount()) for c in (4, 5)}
     assert marks <= {"✔", "✘"} and marks
     assert "P(known)" in window.facts.summary.text()
+    assert "leaving out the prompts that give the answer away" in window.facts.summary.text()
     assert {"forget", "retain"} <= {row["role"] for row in report["fact_table"]}
     window.ask.prompt.setText("Where is Port Zenthia Lighthouse?")
     window.ask.chat.setChecked(False)
@@ -367,6 +368,20 @@ def test_ask_before_after_and_fact_table(qtbot, window, tiny_model_dir, tiny_sae
     assert len([p for p in pieces if p.which == "original" and p.text]) > 1  # streamed, not in one piece
     assert "".join(p.text for p in pieces if p.which == "current") == current
     qtbot.waitUntil(lambda: window.model.busy is None)
+
+
+def test_retain_and_context_settings_reach_the_run(qtbot, window, tiny_model_dir, tiny_sae_dir):
+    load(qtbot, window, tiny_model_dir, tiny_sae_dir)
+    add_listed_target(qtbot, window, "Eiffel Tower")
+    configure(window, 2)
+    window.run_panel.retain_positions.setCurrentText("all")
+    qtbot.mouseClick(window.run_panel.retain_fact_prompts, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.run_panel.fact_contexts, Qt.MouseButton.LeftButton)
+    outcome, report = run_to_end(qtbot, window)
+    assert outcome == "finished", report
+    config = report["config"]
+    assert config["objective"]["retain_positions"] == "all"
+    assert config["retain_fact_prompts"] is True and config["fact_contexts"] is True
 
 
 def test_save_model_and_load_it_back(qtbot, window, tiny_model_dir, tiny_sae_dir, tmp_path):

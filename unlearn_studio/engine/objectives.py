@@ -182,6 +182,8 @@ class SaeAlign(Objective):
             target = refs.error_mu_unknown.to(device)
             terms["forget_error"] = (error - target).pow(2).sum(-1).mean() / refs.resid_scale_sq
             forget = forget + cfg.lambda_space * terms["forget_error"]
+        if len(terms) == 1:  # one forget term: it is L_forget itself, so it is reported once
+            terms.clear()
         terms["forget"] = forget
         terms["retain"] = retain_drift(ctx, cfg.retain_positions)
         terms["total"] = forget + cfg.lambda_retain * terms["retain"]
