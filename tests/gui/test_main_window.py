@@ -12,6 +12,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from unlearn_studio import __version__
+from unlearn_studio.gui.app_model import RunSettings
 from unlearn_studio.gui.main_window import MainWindow
 
 LOAD_TIMEOUT = 120_000
@@ -425,6 +426,7 @@ def test_close_during_run_stops_the_worker(qtbot, tiny_model_dir, tiny_sae_dir, 
 def test_settings_are_remembered(qtbot, tmp_path):
     first = MainWindow(autoload=False)
     qtbot.addWidget(first)
+    assert first.run_panel.settings() == RunSettings()  # a fresh window shows the engine's chosen defaults
     first.run_panel.steps.setValue(17)
     first.run_panel.method.setCurrentText("npo")
     first.setup.model_source.set_value(str(tmp_path), "folder")
@@ -434,6 +436,12 @@ def test_settings_are_remembered(qtbot, tmp_path):
     assert second.run_panel.steps.value() == 17
     assert second.run_panel.method.currentText() == "npo"
     assert second.setup.model_source.value() == str(tmp_path)
+    # Settings left at their defaults are not frozen: only the changed ones are stored.
+    stored = json.loads(second.settings.value("run_settings_changed"))
+    assert stored == {"steps": 17, "method": "npo"}
+    second.run_panel.positions.setCurrentText("last")
+    qtbot.mouseClick(second.run_panel.defaults_button, Qt.MouseButton.LeftButton)
+    assert second.run_panel.settings() == RunSettings()
 
 
 def _alive(thread) -> bool:  # noqa: ANN001

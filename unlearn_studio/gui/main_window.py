@@ -362,7 +362,11 @@ class MainWindow(QMainWindow):
         s.setValue("sae_source", json.dumps([self.setup.sae_source.mode(), self.setup.sae_source.path.currentText()]))
         s.setValue("sae_id", self.setup.sae_id.currentText())
         s.setValue("device", self.setup.device.currentText())
-        s.setValue("run_settings", json.dumps(asdict(self.run_panel.settings())))
+        # Only what the user changed: a setting left at its default follows the default of the next version.
+        defaults = asdict(RunSettings())
+        changed = {k: v for k, v in asdict(self.run_panel.settings()).items() if v != defaults[k]}
+        s.setValue("run_settings_changed", json.dumps(changed))
+        s.remove("run_settings")  # the first version saved every value
         s.setValue("verify_known", "1" if self.entities.verify.isChecked() else "0")
         s.setValue("audit_verify_known", "1" if self.audit.verify.isChecked() else "0")
         s.setValue("ask_prompt", self.ask.prompt.text())
@@ -386,7 +390,7 @@ class MainWindow(QMainWindow):
                         picker.set_value(text, mode)
             self.setup.sae_id.setEditText(str(s.value("sae_id", "") or ""))
             self.setup.device.setCurrentText(str(s.value("device", "auto") or "auto"))
-            raw = s.value("run_settings")
+            raw = s.value("run_settings_changed")
             if raw:
                 known = set(RunSettings.__dataclass_fields__)
                 values = {k: v for k, v in json.loads(raw).items() if k in known}

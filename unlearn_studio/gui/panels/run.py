@@ -96,6 +96,9 @@ class RunPanel(QWidget):
         self.start_button.setToolTip("Start unlearning the targets (Ctrl+R)")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop the current job; a run stops within one step (Esc)")
+        self.defaults_button = QPushButton("Restore defaults")
+        self.defaults_button.setToolTip("Put every setting above back to its default (chosen on the paper table)")
+        self.defaults_button.clicked.connect(lambda: self.set_settings(RunSettings()))
         self.reset_button = QPushButton("Reset model")
         self.reset_button.setToolTip("Put the original weights back")
         self.progress = QProgressBar()
@@ -135,6 +138,7 @@ class RunPanel(QWidget):
         checks.addWidget(self.early_stop)
         checks.addWidget(self.evaluate)
         form.addRow("", checks)
+        form.addRow("", self.defaults_button)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
@@ -154,6 +158,7 @@ class RunPanel(QWidget):
         model.sig_progress.connect(self._on_progress)
         model.sig_run_ended.connect(self._on_ended)
         self._run_active = self._stepping = False
+        self.set_settings(RunSettings())  # the widgets show the defaults chosen on the paper table
         self._method_changed(self.method.currentText())
         self._on_state()
 
