@@ -57,7 +57,7 @@ def run_setting(session, name: str, method: str, overrides: dict, targets: list[
                 rows.append({"setting": name, "method": method, "target": target, "steps": report["steps"],
                              "stopped": report["stopped"], "seconds": round(time.perf_counter() - started, 1),
                              "before": report["before"], "after": report["after"],
-                             "facts": [r for r in report["fact_table"] if r["role"] == "forget"]})
+                             "facts": report["fact_table"]})
                 with open(log, "a") as handle:  # each row as it lands, so an interrupted table keeps its rows
                     handle.write(json.dumps(rows[-1]) + "\n")
                 after = report["after"]
