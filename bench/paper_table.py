@@ -71,8 +71,8 @@ def run_setting(session, name: str, method: str, overrides: dict, targets: list[
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| setting | method | targets | " + " | ".join(LABELS[k] for k in KEYS) + " |",
-             "|---|---|---|" + "---|" * len(KEYS)]
+    lines = ["| setting | method | targets | " + " | ".join(LABELS[k] for k in KEYS) + " | retain Δ, points |",
+             "|---|---|---|" + "---|" * (len(KEYS) + 1)]
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["setting"], row["method"]), []).append(row)
@@ -82,7 +82,8 @@ def table(rows: list[dict]) -> str:
             before = [r["before"][key] for r in group if r["before"].get(key) is not None]
             after = [r["after"][key] for r in group if r["after"].get(key) is not None]
             cells.append(f"{mean_sd(before)} → {mean_sd(after)}")
-        lines.append(f"| {setting} | {method} | {len(group)} | " + " | ".join(cells) + " |")
+        drop = statistics.mean(100 * (r["after"]["retain_accuracy"] - r["before"]["retain_accuracy"]) for r in group)
+        lines.append(f"| {setting} | {method} | {len(group)} | " + " | ".join(cells) + f" | {drop:+.1f} |")
     return "\n".join(lines)
 
 
@@ -95,17 +96,21 @@ def main() -> None:
                         help="NAME=JSON of TrainConfig overrides, tried with every method given (default: 'default={}')")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "paper_table.json"))
     parser.add_argument("--markdown", help="also write the table to this file")
-    parser.add_argument("--merge", nargs="+", help="only build the table from these results files (.json or .jsonl)")
+    parser.add_argument("--merge", nargs="+", help="only build the table from these results files (.json or .jsonl), "
+                                                   "and write their rows to --json")
+    parser.add_argument("--only", nargs="+", help="with --merge: keep the rows of these settings")
     args = parser.parse_args()
     if args.merge:
         rows = []
         for path in args.merge:
             text = Path(path).read_text()
             rows += json.loads(text)["rows"] if path.endswith(".json") else [json.loads(line) for line in text.splitlines()]
+        rows = [r for r in rows if not args.only or r["setting"] in args.only]
         order = {m: i for i, m in enumerate(METHODS)}
         rows.sort(key=lambda r: (r["setting"], order.get(r["method"], 99)))
         markdown = table(rows)
         print(markdown)
+        Path(args.json).write_text(json.dumps({"merged_from": args.merge, "steps": args.steps, "rows": rows}, indent=1))
         if args.markdown:
             Path(args.markdown).write_text(markdown + "\n")
         return
