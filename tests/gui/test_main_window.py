@@ -31,13 +31,26 @@ def data_dir(shared_data_dir, isolated_data_dir, monkeypatch) -> Path:
     return shared_data_dir
 
 
-@pytest.fixture
-def window(qtbot, data_dir):
+def open_window(qtbot) -> MainWindow:
     win = MainWindow(autoload=False)
     qtbot.addWidget(win)
     win.resize(1400, 900)
     win.show()
     return win
+
+
+def window_ready_to_run(qtbot, model_dir, sae_dir, steps: int) -> MainWindow:
+    """A new window with the tiny model loaded and one typed target without facts."""
+    win = open_window(qtbot)
+    load(qtbot, win, model_dir, sae_dir)
+    win.model.add_target("Port Zenthia Lighthouse", "place")
+    configure(win, steps)
+    return win
+
+
+@pytest.fixture
+def window(qtbot, data_dir):
+    return open_window(qtbot)
 
 
 def load(qtbot, win: MainWindow, model_dir: Path, sae_dir: Path, *, accept_warning: bool = True) -> None:
@@ -229,12 +242,7 @@ def test_targets_run_plots_reset(qtbot, window, tiny_model_dir, tiny_sae_dir):
 
 def test_run_with_verify_classifies_with_progress(qtbot, isolated_data_dir, tiny_model_dir, tiny_sae_dir):
     """A run that verifies known-ness classifies first (with progress), even when nothing was classified yet."""
-    win = MainWindow(autoload=False)
-    qtbot.addWidget(win)
-    win.show()
-    load(qtbot, win, tiny_model_dir, tiny_sae_dir)
-    win.model.add_target("Port Zenthia Lighthouse", "place")
-    configure(win, 2)
+    win = window_ready_to_run(qtbot, tiny_model_dir, tiny_sae_dir, 2)
     win.entities.verify.setChecked(True)
     progress, formats = [], []
     win.model.sig_progress.connect(lambda job, message, fraction: progress.append((job, message, fraction)))
@@ -406,12 +414,7 @@ def test_save_model_and_load_it_back(qtbot, window, tiny_model_dir, tiny_sae_dir
 
 def test_close_during_run_stops_the_worker(qtbot, tiny_model_dir, tiny_sae_dir, data_dir, fail_on_running_threads):
     before = set((data_dir / "runs").glob("*")) if (data_dir / "runs").exists() else set()
-    win = MainWindow(autoload=False)
-    qtbot.addWidget(win)
-    win.show()
-    load(qtbot, win, tiny_model_dir, tiny_sae_dir)
-    win.model.add_target("Port Zenthia Lighthouse", "place")
-    configure(win, 500)
+    win = window_ready_to_run(qtbot, tiny_model_dir, tiny_sae_dir, 500)
     with qtbot.waitSignal(win.model.sig_step, timeout=RUN_TIMEOUT):
         win.run_panel.start_button.click()
     win.close()

@@ -138,6 +138,7 @@ def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, tar
     if given_away is None and stand_ins is not None:
         report("asking the facts about fictitious stand-ins", 0.3)
         given_away = context_answerable(model, tokenizer, forget_checks, stand_ins, cancel)
+    leave_out = None if given_away is None else frozenset(given_away)
     report("asking retain facts", 0.4)
     results += run_fact_checks(model, tokenizer, fact_checks(retain, "retain", paraphrases=False, chat=False), cancel)
     check_cancel(cancel)
@@ -152,19 +153,19 @@ def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, tar
     for name in per_target:
         mine = [r for r in results if r.check.role == "forget" and r.check.entity == name]
         per_target[name]["forget_accuracy"] = _accuracy(mine, "forget")
-        if given_away is not None:
-            per_target[name]["entity_forget_accuracy"] = _accuracy(mine, "forget", frozenset(given_away))
+        if leave_out is not None:
+            per_target[name]["entity_forget_accuracy"] = _accuracy(mine, "forget", leave_out)
     count = max(len(states), 1)
     return Evaluation(
         target_p_known=sum(s.p_known for s in states.values()) / count,
         target_unknown_fraction=sum(s.unknown_fraction for s in states.values()) / count,
         target_unknown_percentile=sum(s.unknown_percentile for s in states.values()) / count,
         forget_accuracy=_accuracy(results, "forget"),
-        entity_forget_accuracy=None if given_away is None else _accuracy(results, "forget", frozenset(given_away)),
+        entity_forget_accuracy=None if leave_out is None else _accuracy(results, "forget", leave_out),
         retain_accuracy=_accuracy(results, "retain"),
         perplexity=ppl,
         repeat_rate=repeat_rate(tokenizer, generations),
         per_target=per_target,
         facts=results,
-        context_answerable=list(given_away or []),
+        context_answerable=sorted(leave_out or ()),
     )

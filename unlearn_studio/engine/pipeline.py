@@ -299,7 +299,6 @@ class Session:
         held_out = {e.name for e in retain_eval}
         retain_train = [e for e in known if e.name not in held_out] or list(known)
         plan = UnlearningPlan(targets=list(targets), retain=retain_train, templates=templates, references=refs)
-        stand_ins = pick_stand_ins(targets, unknown)
         folder = RunFolder(request.run_dir) if request.run_dir else None
         try:
             report: dict[str, Any] = {
@@ -315,7 +314,7 @@ class Session:
             if request.evaluate and before is None:
                 yield Progress("measuring the model before unlearning", 0.15)
                 before = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates,
-                                  cancel=cancel, stand_ins=stand_ins)
+                                  cancel=cancel, stand_ins=pick_stand_ins(targets, unknown))
             result: TrainResult | None = None
             for event in train(self.model, self.tokenizer, self.sae.sae, self.hook, plan, config, cancel):
                 if isinstance(event, StepProgress) and folder:
