@@ -47,7 +47,7 @@ def measure_gui_during_run(steps: int = 15) -> dict:
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 
     from unlearn_studio.gui.app import create_app
-    from unlearn_studio.gui.app_model import RunSettings
+    from unlearn_studio.engine.run_config import TrainConfig
     from unlearn_studio.gui.main_window import MainWindow
 
     app = create_app([])
@@ -87,7 +87,7 @@ def measure_gui_during_run(steps: int = 15) -> dict:
     step_count = {"n": 0}
     window.model.sig_step.connect(lambda *_: step_count.__setitem__("n", step_count["n"] + 1))
     timer.start()
-    if window.model.start_run(RunSettings(steps=steps, evaluate=False, early_stop=False)) is None:
+    if window.model.start_run(TrainConfig(steps=steps, early_stop=False), evaluate=False) is None:
         raise RuntimeError("the window refused to start the run")
     wait_for(window.model.sig_run_ended, 900_000)
     timer.stop()

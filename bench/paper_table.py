@@ -21,10 +21,10 @@ sys.path.insert(0, str(ROOT))
 from unlearn_studio.engine.evaluate import evaluate  # noqa: E402
 from unlearn_studio.engine.events import Failed, Finished  # noqa: E402
 from unlearn_studio.engine.pipeline import ModelSpec, UnlearnRequest, load_session  # noqa: E402
-from unlearn_studio.engine.trainer import TrainConfig  # noqa: E402
+from unlearn_studio.engine.methods import METHODS  # noqa: E402
+from unlearn_studio.engine.run_config import TrainConfig  # noqa: E402
 
 TARGETS = ["Eiffel Tower", "Harry Potter", "Sherlock Holmes", "Albert Einstein", "Barack Obama"]
-METHODS = ["sae-align", "grad-ascent", "grad-diff", "npo"]
 KEYS = ["target_p_known", "target_unknown_fraction", "forget_accuracy", "entity_forget_accuracy", "retain_accuracy",
         "perplexity"]
 LABELS = {"target_p_known": "P(known)", "target_unknown_fraction": "unknown fraction", "forget_accuracy": "forget acc.",
@@ -89,7 +89,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--targets", nargs="+", default=TARGETS)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--setting", action="append", default=[],

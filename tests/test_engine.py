@@ -55,7 +55,7 @@ def test_sae_align_moves_the_target_code_toward_the_unknown_mean(session):
 
 
 def test_a_single_forget_term_is_reported_once(session):
-    losses = _steps(events_of(session, tiny_request(session, objective={"space": "code"})))[0].losses
+    losses = _steps(events_of(session, tiny_request(session, space="code")))[0].losses
     assert set(losses) == {"forget", "retain", "total"}
     both = _steps(events_of(session, tiny_request(session)))[0].losses
     assert set(both) == {"forget_code", "forget_residual", "forget", "retain", "total"}

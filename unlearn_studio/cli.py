@@ -10,52 +10,17 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .errors import USER_ERRORS, UserError
+from .cli_common import add_model_arguments, model_options, progress_printer
+from .errors import USER_ERRORS
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _progress_printer(quiet: bool) -> Callable[[str, float], None]:
-    def report(message: str, fraction: float) -> None:
-        if not quiet:
-            print(f"[{fraction * 100:5.1f}%] {message}", file=sys.stderr, flush=True)
-
-    return report
-
-
-def _add_model_arguments(parser: argparse.ArgumentParser, *, sae: bool = True) -> None:
-    parser.add_argument("--demo", action="store_true", help="use the embedded SmolLM2-135M-Instruct and the demo SAE")
-    parser.add_argument("--model", help="a model folder, a .gguf file or a Hugging Face hub id")
-    if sae:
-        parser.add_argument("--sae", help="a sae-lens SAE folder, or a sae-lens release name (with --sae-id)")
-        parser.add_argument("--sae-id", help="the SAE id inside a sae-lens release, e.g. layer_9/width_16k/canonical")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--trust-remote-code", action="store_true", help="run the model's own code (only for models you trust)")
-    parser.add_argument("--allow-pickle", action="store_true", help="allow pickle checkpoints, loaded with weights_only=True")
-
-
-def _model_options(args: argparse.Namespace):  # noqa: ANN202 - returns engine options
-    from .engine.pipeline import ModelSpec
-
-    if not args.demo and not args.model:
-        raise UserError("give --demo or --model PATH_OR_ID (a model folder, a .gguf file or a hub id).")
-    return ModelSpec(
-        model=None if args.demo else args.model,
-        sae=getattr(args, "sae", None),
-        sae_id=getattr(args, "sae_id", None),
-        device=args.device,
-        dtype=args.dtype,
-        trust_remote_code=args.trust_remote_code,
-        allow_pickle=args.allow_pickle,
-    )
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     from .engine.pipeline import load_session
 
-    spec = _model_options(args)
-    session = load_session(spec, progress=_progress_printer(args.quiet))
+    spec = model_options(args)
+    session = load_session(spec, progress=progress_printer(args.quiet))
     print(json.dumps(session.describe(), indent=2))
     return 0
 
@@ -63,7 +28,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_fetch_demo(args: argparse.Namespace) -> int:
     from .engine.demo import ensure_demo_model
 
-    path = ensure_demo_model(_progress_printer(args.quiet))
+    path = ensure_demo_model(progress_printer(args.quiet))
     print(path)
     return 0
 
@@ -85,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     info = commands.add_parser("info", help="print a model's and an SAE's description as JSON")
-    _add_model_arguments(info)
+    add_model_arguments(info)
     info.set_defaults(handler=cmd_info)
 
     fetch = commands.add_parser("fetch-demo", help="fetch and convert the embedded demo model (once)")

@@ -8,14 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .cli_common import (add_model_arguments, add_setting_arguments, model_options, progress_printer,
+                         settings_from_arguments)
 from .errors import UserError
 
 
 def _session(args: argparse.Namespace):  # noqa: ANN202 - an engine Session
-    from .cli import _model_options, _progress_printer
     from .engine.pipeline import load_session
 
-    return load_session(_model_options(args), progress=_progress_printer(args.quiet))
+    return load_session(model_options(args), progress=progress_printer(args.quiet))
 
 
 def _fmt(value: Any) -> str:
@@ -35,12 +36,12 @@ def print_before_after(report: dict[str, Any]) -> None:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
-    from .cli import _progress_printer
     from .engine.entities import load_facts_file
     from .engine.events import Cancelled, Failed, Finished, Progress, StepProgress
     from .engine.pipeline import UnlearnRequest
-    from .engine.trainer import TrainConfig
+    from .engine.run_config import TrainConfig
 
+    config = settings_from_arguments(args, TrainConfig)  # checked before the model loads
     out = Path(args.out).expanduser()
     if out.exists() and any(out.iterdir()):
         raise UserError(f"the output folder {out} is not empty: give a new folder (runs never overwrite).")
@@ -48,17 +49,10 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     session = _session(args)
     for warning in session.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    objective = {k: v for k, v in {"lambda_away": args.lambda_away, "lambda_retain": args.lambda_retain,
-                                   "positions": args.positions, "space": args.space,
-                                   "retain_positions": args.retain_positions}.items() if v is not None}
-    config = TrainConfig(method=args.method, steps=args.steps, lr=args.lr, seed=args.seed, trainable=args.trainable,
-                         layers_below=args.layers_below, early_stop=not args.no_early_stop, objective=objective,
-                         **{k: v for k, v in {"fact_contexts": args.fact_contexts,
-                                              "retain_fact_prompts": args.retain_fact_prompts}.items() if v is not None})
     request = UnlearnRequest(targets=session.resolve_targets(args.target or [], extra), config=config, run_dir=out,
                              save_model=args.save_model, verify_known=not args.no_verify)
     # The slow one-off preparations run here with live progress; the run then finds them cached.
-    report = _progress_printer(args.quiet)
+    report = progress_printer(args.quiet)
     if request.verify_known:
         session.classify(progress=lambda m, f: report(f"known-ness: {m}", f), cancel=args.cancel)
     references = session.reference_entities([t.name for t in request.targets], verify=request.verify_known,
@@ -85,14 +79,13 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .cli import _progress_printer
     from .engine.demo import ensure_demo_model
     from .engine.generation import stream_answer
     from .engine.models import load_model
 
     if not args.demo and not args.model:
         raise UserError("give --demo or --model PATH_OR_ID")
-    source = ensure_demo_model(_progress_printer(args.quiet)) if args.demo else args.model
+    source = ensure_demo_model(progress_printer(args.quiet)) if args.demo else args.model
     loaded = load_model(source, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
                         allow_pickle=args.allow_pickle)
     if not args.prompt.strip():
@@ -104,10 +97,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from .cli import _progress_printer
 
     session = _session(args)
-    statuses = session.classify(progress=_progress_printer(args.quiet), cancel=args.cancel)
+    statuses = session.classify(progress=progress_printer(args.quiet), cancel=args.cancel)
     counts: dict[str, int] = {}
     for status in statuses:
         counts[f"{status.reference}:{status.status}"] = counts.get(f"{status.reference}:{status.status}", 0) + 1
@@ -116,16 +108,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_train_sae(args: argparse.Namespace) -> int:
-    from .cli import _progress_printer
     from .engine.sae_training import train_demo_sae
 
-    quality = train_demo_sae(Path(args.out), progress=_progress_printer(args.quiet), cancel=args.cancel)
+    quality = train_demo_sae(Path(args.out), progress=progress_printer(args.quiet), cancel=args.cancel)
     print(json.dumps(quality, indent=2))
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .cli import _progress_printer
     from .engine.audit import run_audit
     from .engine.entities import load_facts_file
 
@@ -137,7 +127,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not session.is_modified():
         print("warning: the audited weights equal the original ones: give --unlearned RUN/model to audit a run.", file=sys.stderr)
     result = run_audit(session, targets, relearn_steps=args.relearn_steps, verify_known=not args.no_verify,
-                       progress=_progress_printer(args.quiet), cancel=args.cancel)
+                       progress=progress_printer(args.quiet), cancel=args.cancel)
     data = result.to_dict()
     if args.out:
         Path(args.out).write_text(json.dumps(data, indent=2))
@@ -165,48 +155,32 @@ def print_audit(data: dict[str, Any]) -> None:
 
 
 def register_commands(commands: argparse._SubParsersAction) -> None:
-    from .cli import _add_model_arguments
+    from .engine.run_config import TrainConfig  # the objectives registry: no torch import at start-up
 
     unlearn = commands.add_parser("unlearn", help="run an unlearning job and write its run folder")
-    _add_model_arguments(unlearn)
+    add_model_arguments(unlearn)
     unlearn.add_argument("--target", action="append", help="an entity to forget (repeat for several)")
     unlearn.add_argument("--facts", help="a JSON facts file for the targets (see the README for its format)")
-    unlearn.add_argument("--method", default="sae-align", choices=["sae-align", "grad-ascent", "grad-diff", "npo"])
-    unlearn.add_argument("--steps", type=int, default=60)
-    unlearn.add_argument("--lr", type=float, default=None, help="learning rate (default: the method's own)")
-    unlearn.add_argument("--seed", type=int, default=0)
-    unlearn.add_argument("--trainable", default="mlp", choices=["mlp", "all", "lora"])
-    unlearn.add_argument("--layers-below", type=int, default=4, help="train layers ℓ−N … ℓ (ℓ = the SAE's layer)")
-    unlearn.add_argument("--lambda-away", type=float, default=None)
-    unlearn.add_argument("--lambda-retain", type=float, default=None)
-    unlearn.add_argument("--positions", choices=["last", "all"], default=None, help="entity tokens aligned")
-    unlearn.add_argument("--space", choices=["code", "code+error", "code+residual", "residual"], default=None)
-    unlearn.add_argument("--retain-positions", choices=["last", "entity", "all"], default=None,
-                         help="tokens of the retain prompts whose activations are held")
-    unlearn.add_argument("--fact-contexts", action=argparse.BooleanOptionalAction, default=None,
-                         help="also align the entity inside its fact prompts")
-    unlearn.add_argument("--retain-fact-prompts", action=argparse.BooleanOptionalAction, default=None,
-                         help="also hold the retain entities' own fact prompts")
-    unlearn.add_argument("--no-early-stop", action="store_true")
+    add_setting_arguments(unlearn, TrainConfig)
     unlearn.add_argument("--no-verify", action="store_true", help="use the shipped entity lists without checking known-ness")
     unlearn.add_argument("--save-model", action="store_true", help="save the unlearned model to OUT/model")
     unlearn.add_argument("--out", required=True, help="a new folder for the run")
     unlearn.set_defaults(handler=cmd_unlearn)
 
     ask = commands.add_parser("ask", help="answer a prompt with a model (an unlearned run's model/ folder too)")
-    _add_model_arguments(ask, sae=False)
+    add_model_arguments(ask, sae=False)
     ask.add_argument("prompt")
     ask.add_argument("--completion", action="store_true", help="complete the raw text instead of asking in chat form")
     ask.add_argument("--max-new-tokens", type=int, default=48)
     ask.set_defaults(handler=cmd_ask)
 
     classify = commands.add_parser("classify", help="which reference entities the model knows (cached per model)")
-    _add_model_arguments(classify)
+    add_model_arguments(classify)
     classify.add_argument("--all", action="store_true", help="print every entity, not only the counts")
     classify.set_defaults(handler=cmd_classify)
 
     audit = commands.add_parser("audit", help="per-layer probe and logit-lens audit of an unlearned model vs the original")
-    _add_model_arguments(audit)
+    add_model_arguments(audit)
     audit.add_argument("--target", action="append", help="the entity to audit (repeat for several)")
     audit.add_argument("--facts", help="a JSON facts file for the targets")
     audit.add_argument("--unlearned", help="the unlearned model folder (a run's model/); --model is the original")

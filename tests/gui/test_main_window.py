@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from unlearn_studio import __version__
-from unlearn_studio.gui.app_model import RunSettings
+from unlearn_studio.engine.run_config import TrainConfig
 from unlearn_studio.gui.main_window import MainWindow
 
 LOAD_TIMEOUT = 120_000
@@ -75,9 +75,9 @@ def load(qtbot, win: MainWindow, model_dir: Path, sae_dir: Path, *, accept_warni
 
 def configure(win: MainWindow, steps: int, *, evaluate: bool = False, early_stop: bool = False) -> None:
     win.entities.verify.setChecked(False)  # the tiny random model knows nothing: use the lists as they are
-    win.run_panel.steps.setValue(steps)
+    win.run_panel.form.widgets["steps"].setValue(steps)
     win.run_panel.evaluate.setChecked(evaluate)
-    win.run_panel.early_stop.setChecked(early_stop)
+    win.run_panel.form.widgets["early_stop"].setChecked(early_stop)
 
 
 def add_listed_target(qtbot, win: MainWindow, name: str) -> None:
@@ -383,13 +383,14 @@ def test_retain_and_context_settings_reach_the_run(qtbot, window, tiny_model_dir
     load(qtbot, window, tiny_model_dir, tiny_sae_dir)
     add_listed_target(qtbot, window, "Eiffel Tower")
     configure(window, 2)
-    window.run_panel.retain_positions.setCurrentText("all")
-    qtbot.mouseClick(window.run_panel.retain_fact_prompts, Qt.MouseButton.LeftButton)
-    qtbot.mouseClick(window.run_panel.fact_contexts, Qt.MouseButton.LeftButton)
+    widgets = window.run_panel.form.widgets
+    widgets["retain_positions"].setCurrentText("all")
+    qtbot.mouseClick(widgets["retain_fact_prompts"], Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(widgets["fact_contexts"], Qt.MouseButton.LeftButton)
     outcome, report = run_to_end(qtbot, window)
     assert outcome == "finished", report
     config = report["config"]
-    assert config["objective"]["retain_positions"] == "all"
+    assert config["retain_positions"] == "all"
     assert config["retain_fact_prompts"] is True and config["fact_contexts"] is True
 
 
@@ -429,22 +430,22 @@ def test_close_during_run_stops_the_worker(qtbot, tiny_model_dir, tiny_sae_dir, 
 def test_settings_are_remembered(qtbot, tmp_path):
     first = MainWindow(autoload=False)
     qtbot.addWidget(first)
-    assert first.run_panel.settings() == RunSettings()  # a fresh window shows the engine's chosen defaults
-    first.run_panel.steps.setValue(17)
-    first.run_panel.method.setCurrentText("npo")
+    assert first.run_panel.config() == TrainConfig()  # a fresh window shows the engine's chosen defaults
+    first.run_panel.form.widgets["steps"].setValue(17)
+    first.run_panel.form.widgets["method"].setCurrentText("npo")
     first.setup.model_source.set_value(str(tmp_path), "folder")
     first.close()
     second = MainWindow(autoload=False)
     qtbot.addWidget(second)
-    assert second.run_panel.steps.value() == 17
-    assert second.run_panel.method.currentText() == "npo"
+    assert second.run_panel.form.widgets["steps"].value() == 17
+    assert second.run_panel.form.widgets["method"].currentText() == "npo"
     assert second.setup.model_source.value() == str(tmp_path)
     # Settings left at their defaults are not frozen: only the changed ones are stored.
     stored = json.loads(second.settings.value("run_settings_changed"))
     assert stored == {"steps": 17, "method": "npo"}
-    second.run_panel.positions.setCurrentText("last")
+    second.run_panel.form.widgets["positions"].setCurrentText("last")
     qtbot.mouseClick(second.run_panel.defaults_button, Qt.MouseButton.LeftButton)
-    assert second.run_panel.settings() == RunSettings()
+    assert second.run_panel.config() == TrainConfig()
 
 
 def _alive(thread) -> bool:  # noqa: ANN001

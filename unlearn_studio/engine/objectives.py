@@ -9,7 +9,7 @@ act on the output distribution and need the full forward pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from ..errors import UserError
 from .hooks import HookPoint, capture_one
 from .latents import References
+from .methods import METHODS, POSITIONS, RETAIN_POSITIONS, SPACES, MethodInfo
 from .prompts import EntityBatch
-from .settings import Settings
 
-POSITIONS = ("last", "all")
-SPACES = ("code", "code+error", "code+residual", "residual")
-RETAIN_POSITIONS = ("last", "entity", "all")
+if TYPE_CHECKING:
+    from .run_config import TrainConfig
+
 
 
 @dataclass
@@ -60,20 +60,14 @@ class StepContext:
     batches: RunBatches
 
 
-@dataclass
-class ObjectiveConfig(Settings):
-    """Base for objective settings: ``to_dict``/``from_dict`` tolerate unknown keys on load."""
-
-
 class Objective:
-    name: ClassVar[str]
-    config_class: ClassVar[type[ObjectiveConfig]]
-    default_lr: ClassVar[float]
-    needs_full_forward: ClassVar[bool]
-    needs_facts: ClassVar[bool] = False
+    """One unlearning method. Its settings are fields of :class:`TrainConfig` that name it in ``methods``."""
 
-    def __init__(self, config: ObjectiveConfig | None = None) -> None:
-        self.config = config or self.config_class()
+    info: ClassVar[MethodInfo]
+    needs_full_forward: ClassVar[bool]
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
 
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         """Loss terms; ``total`` is what is minimised."""
@@ -83,18 +77,25 @@ class Objective:
 OBJECTIVES: dict[str, type[Objective]] = {}
 
 
-def register(objective: type[Objective]) -> type[Objective]:
-    if objective.name in OBJECTIVES:
-        raise ValueError(f"objective {objective.name!r} is already registered")
-    OBJECTIVES[objective.name] = objective
-    return objective
+def register(name: str):  # noqa: ANN201 - a class decorator
+    """Implement the method ``name`` of engine/methods.py."""
+
+    def decorate(objective: type[Objective]) -> type[Objective]:
+        if name not in METHODS:
+            raise ValueError(f"objective {name!r} is not declared in engine/methods.py")
+        if name in OBJECTIVES:
+            raise ValueError(f"objective {name!r} is already registered")
+        objective.info = METHODS[name]
+        OBJECTIVES[name] = objective
+        return objective
+
+    return decorate
 
 
-def make_objective(name: str, settings: dict[str, Any] | None = None) -> Objective:
-    if name not in OBJECTIVES:
-        raise UserError(f"unknown method {name!r}: choose one of {', '.join(OBJECTIVES)}.")
-    cls = OBJECTIVES[name]
-    return cls(cls.config_class.from_dict(settings or {}))
+def make_objective(config: TrainConfig) -> Objective:
+    if config.method not in OBJECTIVES:
+        raise UserError(f"unknown method {config.method!r}: choose one of {', '.join(OBJECTIVES)}.")
+    return OBJECTIVES[config.method](config)
 
 
 def retain_drift(ctx: StepContext, positions: str = "last") -> torch.Tensor:
@@ -136,29 +137,12 @@ def _pull(values: torch.Tensor, toward: torch.Tensor, away: torch.Tensor, lambda
     return (to_target - lambda_away * from_away).mean() / scale_sq
 
 
-@dataclass
-class SaeAlignConfig(ObjectiveConfig):
-    lambda_away: float = 0.5
-    lambda_retain: float = 1.0
-    # Defaults chosen on the paper table (docs/results.md): the code term alone moves P(known) but leaves the facts.
-    positions: str = "all"  # last | all (every token of the entity name)
-    space: str = "code+residual"  # code | code+error | code+residual | residual
-    lambda_space: float = 1.0  # weight of the residual / error term when space adds one
-    retain_positions: str = "last"  # last | entity | all: which tokens of the retain prompts L_retain holds
-
-
-@register
+@register("sae-align")
 class SaeAlign(Objective):
-    name = "sae-align"
-    config_class = SaeAlignConfig
-    default_lr = 1e-4
     needs_full_forward = False
 
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
-        cfg: SaeAlignConfig = self.config  # type: ignore[assignment]
-        if cfg.positions not in POSITIONS or cfg.space not in SPACES or cfg.retain_positions not in RETAIN_POSITIONS:
-            raise UserError(f"sae-align: positions must be one of {POSITIONS}, space one of {SPACES} and "
-                            f"retain_positions one of {RETAIN_POSITIONS}.")
+        cfg = self.config
         refs, device = ctx.references, next(ctx.model.parameters()).device
         rows = ctx.batches.forget.to(device)
         acts = capture_one(ctx.model, ctx.hook, rows.input_ids, rows.attention_mask)
@@ -211,65 +195,38 @@ def _facts(ctx: StepContext, which: str) -> TokenBatch:
     return batch.to(next(ctx.model.parameters()).device)
 
 
-@dataclass
-class GradAscentConfig(ObjectiveConfig):
-    pass
-
-
-@register
+@register("grad-ascent")
 class GradAscent(Objective):
     """Maximise the NLL of the target's fact answers."""
 
-    name = "grad-ascent"
-    config_class = GradAscentConfig
-    default_lr = 2e-5
     needs_full_forward = True
-    needs_facts = True
 
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         nll = mean_nll(ctx.model, _facts(ctx, "forget_facts"))
         return {"forget_nll": nll.detach(), "total": -nll}
 
 
-@dataclass
-class GradDiffConfig(ObjectiveConfig):
-    lambda_retain: float = 1.0
-
-
-@register
+@register("grad-diff")
 class GradDiff(Objective):
     """Gradient ascent on the target's facts plus gradient descent on retain facts."""
 
-    name = "grad-diff"
-    config_class = GradDiffConfig
-    default_lr = 2e-5
     needs_full_forward = True
-    needs_facts = True
 
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         forget = mean_nll(ctx.model, _facts(ctx, "forget_facts"))
         retain = mean_nll(ctx.model, _facts(ctx, "retain_facts"))
         return {"forget_nll": forget.detach(), "retain_nll": retain.detach(),
-                "total": -forget + self.config.lambda_retain * retain}  # type: ignore[attr-defined]
+                "total": -forget + self.config.lambda_retain * retain}
 
 
-@dataclass
-class NpoConfig(ObjectiveConfig):
-    beta: float = 0.1
-
-
-@register
+@register("npo")
 class Npo(Objective):
     """Negative preference optimisation (Zhang et al. 2024) against the frozen θ0."""
 
-    name = "npo"
-    config_class = NpoConfig
-    default_lr = 2e-5
     needs_full_forward = True
-    needs_facts = True
 
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
-        beta = self.config.beta  # type: ignore[attr-defined]
+        beta = self.config.beta
         logp = sequence_logp(ctx.model, _facts(ctx, "forget_facts"))
         ratio = logp - ctx.batches.forget_facts_original_logp.to(logp.device)
         loss = -(2.0 / beta) * F.logsigmoid(-beta * ratio).mean()

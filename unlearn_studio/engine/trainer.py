@@ -6,8 +6,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
@@ -18,43 +17,7 @@ from .hooks import HookPoint, capture_one, layer_container
 from .latents import References, batch_activations
 from .objectives import OBJECTIVES, RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
 from .prompts import EntityBatch, encode_entity_prompts
-from .settings import Settings
-
-TRAINABLE = ("mlp", "all", "lora")
-
-
-@dataclass
-class TrainConfig(Settings):
-    method: str = "sae-align"
-    steps: int = 60
-    lr: float | None = None  # None: the method's default
-    seed: int = 0
-    trainable: str = "mlp"  # mlp: MLPs of layers ℓ−layers_below…ℓ; all: every weight of layers ≤ ℓ; lora
-    layers_below: int = 4
-    lora_rank: int = 8
-    early_stop: bool = True  # stop once every held-out target prompt reads as unknown…
-    min_steps: int = 40  # …but not before this: the facts leave well after the probe flips (docs/results.md)
-    fact_contexts: bool = False  # also align the entity where it appears inside its fact prompts
-    retain_entities: int = 24
-    retain_templates: int = 4
-    retain_text_chunks: int = 4
-    retain_fact_prompts: bool = False  # also hold the retain entities' own fact prompts (never the evaluated ones)
-    objective: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else OBJECTIVES[self.method].default_lr
-
-    def validate(self) -> None:
-        if self.method not in OBJECTIVES:
-            raise UserError(f"unknown method {self.method!r}: choose one of {', '.join(OBJECTIVES)}.")
-        if self.trainable not in TRAINABLE:
-            raise UserError(f"trainable must be one of {', '.join(TRAINABLE)}, not {self.trainable!r}.")
-        if self.steps < 1:
-            raise UserError("steps must be at least 1.")
-        if not self.learning_rate > 0:
-            raise UserError("the learning rate must be positive.")
-
+from .run_config import TrainConfig
 
 @dataclass
 class UnlearningPlan:
@@ -198,8 +161,8 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
     The model is changed in place; a cancel between steps stops with the weights of the last finished step.
     """
     config.validate()
-    objective = make_objective(config.method, config.objective)
-    if objective.needs_facts and not any(t.facts for t in plan.targets):
+    objective = make_objective(config)
+    if objective.info.needs_facts and not any(t.facts for t in plan.targets):
         raise UserError(f"{config.method} needs the targets' facts: give a facts file, pick listed entities, or use sae-align.")
     yield Progress("preparing the run's batches", 0.0)
     torch.manual_seed(config.seed)

@@ -8,9 +8,8 @@ state changes (``sig_state``). The engine is imported lazily, inside jobs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -24,7 +23,6 @@ JOB_LABELS = {LOAD: "Loading the model and SAE", CLASSIFY: "Classifying known-ne
               ASK: "Answering", SAVE: "Saving the model", RESET: "Resetting the model"}
 AUDIT_REFERENCE_LIMIT = 40
 AUDIT_RELEARN_STEPS = 10
-METHODS = ("sae-align", "grad-ascent", "grad-diff", "npo")
 
 
 @dataclass(frozen=True)
@@ -86,44 +84,6 @@ class EntityRow:
     status: str = ""  # known | unknown | excluded | "" (not classified)
     correct: int | None = None
     p_known: float | None = None  # the probe's P(known) with θ0, once references that hold it are computed
-
-
-@dataclass
-class RunSettings:
-    method: str = "sae-align"
-    steps: int = 60
-    lr: float | None = None
-    seed: int = 0
-    trainable: str = "mlp"
-    layers_below: int = 4
-    lora: bool = False
-    lora_rank: int = 8
-    lambda_away: float = 0.5
-    lambda_retain: float = 1.0
-    positions: str = "all"
-    space: str = "code+residual"
-    retain_positions: str = "last"
-    retain_fact_prompts: bool = False
-    fact_contexts: bool = False
-    early_stop: bool = True
-    evaluate: bool = True
-    verify_known: bool = True
-    objective_extra: dict = field(default_factory=dict)
-
-    def train_config(self):  # noqa: ANN201 - an engine TrainConfig
-        from ..engine.trainer import TrainConfig
-
-        objective: dict[str, Any] = {}
-        if self.method == "sae-align":
-            objective = {"lambda_away": self.lambda_away, "lambda_retain": self.lambda_retain,
-                         "positions": self.positions, "space": self.space, "retain_positions": self.retain_positions}
-        elif self.method == "grad-diff":
-            objective = {"lambda_retain": self.lambda_retain}
-        objective.update(self.objective_extra)
-        return TrainConfig(method=self.method, steps=self.steps, lr=self.lr, seed=self.seed,
-                           trainable="lora" if self.lora else self.trainable, layers_below=self.layers_below,
-                           lora_rank=self.lora_rank, early_stop=self.early_stop, objective=objective,
-                           retain_fact_prompts=self.retain_fact_prompts, fact_contexts=self.fact_contexts)
 
 
 class AppModel(QObject):
@@ -404,7 +364,8 @@ class AppModel(QObject):
         self.sig_state.emit()
 
     # ---- run ----------------------------------------------------------------------------------------------
-    def start_run(self, settings: RunSettings) -> Job | None:
+    def start_run(self, config, *, evaluate: bool = True, verify_known: bool = True) -> Job | None:  # noqa: ANN001
+        """Start unlearning the targets with ``config`` (an engine TrainConfig, already validated)."""
         if self.session is None:
             self.sig_message.emit("Load a model first.")
             return None
@@ -420,18 +381,16 @@ class AppModel(QObject):
             from ..engine.pipeline import UnlearnRequest
             from ..engine.runs import new_folder_path
 
-            config = settings.train_config()
-            config.validate()
             entities = _resolve(session, targets)
-            refs = _prepare_references(job, session, [t.name for t in entities], settings.verify_known)
+            refs = _prepare_references(job, session, [t.name for t in entities], verify_known)
             job.emit_event(ReferencesReady(refs.known_points.tolist(), refs.unknown_points.tolist(),
                                            list(refs.known_names), list(refs.unknown_names),
                                            list(refs.top_known_latents), list(refs.top_unknown_latents),
                                            [t.name for t in entities]))
             stem = time.strftime("%Y%m%d-%H%M%S-") + config.method
             run_dir = new_folder_path(user_data_dir() / "runs", stem)
-            request = UnlearnRequest(entities, config=config, run_dir=run_dir, evaluate=settings.evaluate,
-                                     verify_known=settings.verify_known)
+            request = UnlearnRequest(entities, config=config, run_dir=run_dir, evaluate=evaluate,
+                                     verify_known=verify_known)
             result = drain_events(job, session.unlearn(request, job.cancel))
             report = dict(result.report)
             report.setdefault("run_dir", str(run_dir))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
@@ -13,7 +12,9 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
                                QWidget)
 
 from .. import __version__
-from .app_model import JOB_LABELS, AppModel, RunSettings
+from ..engine.run_config import TrainConfig  # torch-free
+from ..errors import UserError
+from .app_model import JOB_LABELS, AppModel
 from .panels.ask import AskPanel
 from .panels.audit import AuditPanel
 from .panels.entities import EntitiesPanel, TargetsPanel
@@ -185,15 +186,16 @@ class MainWindow(QMainWindow):
             self.memory_label.setText("")
 
     # ---- actions ---------------------------------------------------------------------------------------------
-    def current_settings(self) -> RunSettings:
-        settings = self.run_panel.settings()
-        settings.verify_known = self.entities.verify.isChecked()
-        return settings
-
     def start_run(self) -> None:
         if self.model.busy is not None:
             return
-        self.model.start_run(self.current_settings())
+        try:
+            config = self.run_panel.config()
+        except UserError as error:  # the same words as the command line's
+            self.show_error("Run not started", str(error), "")
+            return
+        self.model.start_run(config, evaluate=self.run_panel.evaluate.isChecked(),
+                             verify_known=self.entities.verify.isChecked())
 
     def start_audit(self) -> None:
         if self.model.busy is not None:
@@ -363,9 +365,10 @@ class MainWindow(QMainWindow):
         s.setValue("sae_id", self.setup.sae_id.currentText())
         s.setValue("device", self.setup.device.currentText())
         # Only what the user changed: a setting left at its default follows the default of the next version.
-        defaults = asdict(RunSettings())
-        changed = {k: v for k, v in asdict(self.run_panel.settings()).items() if v != defaults[k]}
+        defaults = TrainConfig().to_dict()
+        changed = {k: v for k, v in self.run_panel.form.values().items() if v != defaults[k]}
         s.setValue("run_settings_changed", json.dumps(changed))
+        s.setValue("measure_before_after", "1" if self.run_panel.evaluate.isChecked() else "0")
         s.remove("run_settings")  # the first version saved every value
         s.setValue("verify_known", "1" if self.entities.verify.isChecked() else "0")
         s.setValue("audit_verify_known", "1" if self.audit.verify.isChecked() else "0")
@@ -390,16 +393,27 @@ class MainWindow(QMainWindow):
                         picker.set_value(text, mode)
             self.setup.sae_id.setEditText(str(s.value("sae_id", "") or ""))
             self.setup.device.setCurrentText(str(s.value("device", "auto") or "auto"))
-            raw = s.value("run_settings_changed")
-            if raw:
-                known = set(RunSettings.__dataclass_fields__)
-                values = {k: v for k, v in json.loads(raw).items() if k in known}
-                self.run_panel.set_settings(RunSettings(**values))
+            self._restore_run_settings(s.value("run_settings_changed"))
+            self.run_panel.evaluate.setChecked(str(s.value("measure_before_after", "1")) != "0")
             self.entities.verify.setChecked(str(s.value("verify_known", "1")) != "0")
             self.audit.verify.setChecked(str(s.value("audit_verify_known", "1")) != "0")
             self.ask.prompt.setText(str(s.value("ask_prompt", "") or ""))
         except (TypeError, ValueError, KeyError) as error:  # a damaged settings file: keep the defaults
             self.log.appendPlainText(f"settings not restored ({error}); using the defaults")
+
+    def _restore_run_settings(self, raw: object) -> None:
+        """The changed run settings, each checked as the engine checks it; one a newer or older version
+        does not know, or a value out of range, is left at its default and named in the log."""
+        if not raw:
+            return
+        fields = {f.name: f for f in TrainConfig.schema()}
+        values = {}
+        for name, value in json.loads(str(raw)).items():
+            try:
+                values[name] = fields[name].check(value)
+            except (KeyError, UserError) as error:
+                self.log.appendPlainText(f"run setting {name!r} not restored ({error or 'no such setting'})")
+        self.run_panel.form.set_values(values)
 
     # ---- closing ------------------------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
