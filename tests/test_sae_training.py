@@ -11,6 +11,8 @@ import torch
 
 from unlearn_studio.engine import sae_training as st
 from unlearn_studio.engine.entities import Entity, Templates
+from unlearn_studio.engine.sae_training import runner as sae_runner
+from unlearn_studio.errors import UserError
 
 HOOK = "model.layers.0"  # the output of layer 0 is hidden_states[1], so tests can check it independently
 
@@ -196,3 +198,35 @@ def test_tokenize_corpus_rows_and_limit(tiny_model_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     rows = st.tokenize_corpus(tokenizer, HELDOUT_TEXT, 16, max_tokens=100)
     assert rows and all(len(r) == 16 for r in rows) and len(rows) == 6
+
+
+@pytest.mark.parametrize("installed", ["6.53.9", "7.0.0", "5.10.1", "not-a-version"])
+def test_an_unsupported_sae_lens_is_a_user_error_naming_both_versions(installed: str) -> None:
+    with pytest.raises(UserError) as raised:
+        st.check_sae_lens_version(installed)
+    message = str(raised.value)
+    assert f"sae-lens {installed} is installed" in message and st.SUPPORTED_SAE_LENS in message
+    assert "pip install" in message
+
+
+def test_a_missing_sae_lens_says_so_and_supported_versions_pass() -> None:
+    with pytest.raises(st.SaeLensVersionError, match="not installed"):
+        st.check_sae_lens_version(None)
+    for supported in ("6.54.0", "6.54.12", "6.60.1rc2", st.installed_sae_lens_version()):
+        st.check_sae_lens_version(supported)
+
+
+def test_train_sae_refuses_an_unsupported_sae_lens_before_any_work(
+        tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from unlearn_studio.cli import main
+
+    monkeypatch.setattr(sae_runner, "installed_sae_lens_version", lambda: "7.1.0")
+    events: list[str] = []
+    with pytest.raises(st.SaeLensVersionError, match=r"sae-lens 7\.1\.0 is installed.*>=6\.54,<7"):
+        st.train_sae(tiny_config(tiny_model_dir, tmp_path / "sae"), progress=lambda m, f: events.append(m))
+    assert events == [] and list(tmp_path.iterdir()) == []
+    # the CLI prints it as one error line, not a traceback
+    assert main(["train-sae", "--out", str(tmp_path / "demo-sae")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("unlearn-studio: error: sae-lens 7.1.0 is installed") and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
