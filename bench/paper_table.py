@@ -18,7 +18,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from unlearn_studio.engine.evaluate import evaluate  # noqa: E402
 from unlearn_studio.engine.events import Failed, Finished  # noqa: E402
 from unlearn_studio.engine.pipeline import ModelSpec, UnlearnRequest, load_session  # noqa: E402
 from unlearn_studio.engine.methods import METHODS  # noqa: E402

@@ -6,9 +6,10 @@ import pytest
 
 from tests.engine_helpers import events_of, tiny_request, tiny_session
 from unlearn_studio.engine import evaluate as evaluate_module
+from unlearn_studio.engine import fact_checks as fact_checks_module
 from unlearn_studio.engine import pipeline
 from unlearn_studio.engine.entities import Entity, Fact
-from unlearn_studio.engine.evaluate import fact_checks
+from unlearn_studio.engine.fact_checks import FactResult, fact_checks, run_fact_checks
 from unlearn_studio.engine.events import Finished
 from unlearn_studio.engine.stand_ins import check_key, context_answerable, pick_stand_ins, substitute
 
@@ -46,7 +47,7 @@ def test_stand_ins_are_fictitious_names_of_the_targets_type():
 
 
 def test_only_checks_the_stand_ins_answer_are_marked(monkeypatch):
-    monkeypatch.setattr(evaluate_module, "complete", fake_complete)
+    monkeypatch.setattr(fact_checks_module, "complete", fake_complete)
     checks = fact_checks([SHERLOCK], "forget")
     marked = context_answerable(None, None, checks, {"Sherlock Holmes": ["Mira Vale", "Oren Tash", "Ilse Brand"]})
     assert marked == [check_key(checks[0])]  # "Sir Arthur", not the two London checks
@@ -56,20 +57,20 @@ def test_a_check_one_stand_in_in_three_answers_is_given_away(monkeypatch):
     def answers_for_john_only(model, tokenizer, prompts, max_new_tokens, chat):  # noqa: ANN001
         return [" Conan Doyle" if p.startswith("John Smith") else " nobody" for p in prompts]
 
-    monkeypatch.setattr(evaluate_module, "complete", answers_for_john_only)
+    monkeypatch.setattr(fact_checks_module, "complete", answers_for_john_only)
     checks = fact_checks([SHERLOCK], "forget")[:1]
     assert context_answerable(None, None, checks, {"Sherlock Holmes": ["John Smith", "Mira Vale", "Oren Tash"]}) == [check_key(checks[0])]
     assert context_answerable(None, None, checks, {"Sherlock Holmes": ["John Smith", "Mira Vale", "Oren Tash", "Ilse Brand"]}) == []
 
 
 def test_entity_dependent_accuracy_leaves_out_the_given_away_checks(monkeypatch):
-    monkeypatch.setattr(evaluate_module, "complete", fake_complete)
+    monkeypatch.setattr(fact_checks_module, "complete", fake_complete)
     checks = fact_checks([SHERLOCK], "forget")
-    results = evaluate_module.run_fact_checks(None, None, checks)
+    results = run_fact_checks(None, None, checks)
     assert all(r.correct for r in results)
     leave_out = frozenset(context_answerable(None, None, checks, {"Sherlock Holmes": ["Mira Vale"]}))
     # A model that forgot where Sherlock lives but still completes "Sir Arthur": 1 of 3 right, 0 of 2 entity-dependent.
-    forgotten = [evaluate_module.FactResult(r.check, r.completion, r.check.prompt.endswith("Sir Arthur")) for r in results]
+    forgotten = [FactResult(r.check, r.completion, r.check.prompt.endswith("Sir Arthur")) for r in results]
     assert evaluate_module._accuracy(forgotten, "forget") == pytest.approx(1 / 3)
     assert evaluate_module._accuracy(forgotten, "forget", leave_out) == 0.0
 

@@ -13,7 +13,7 @@ text, then the facts are asked again; the weights are put back afterwards).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,12 +21,12 @@ import torch
 
 from ..errors import UserError
 from .entities import Entity, Templates, generic_text
-from .evaluate import fact_checks, run_fact_checks
-from .latents import check_cancel, entity_batch
+from .fact_checks import fact_checks, run_fact_checks
+from .jobs import ProgressCallback, check_cancel
+from .latents import entity_batch
 from .probe import LogisticProbe, fit_probe
 from .prompts import EntityBatch
 
-Progress = Callable[[str, float], None]
 
 
 @dataclass
@@ -163,7 +163,7 @@ def relearn_check(model, tokenizer, parameters: Sequence[torch.nn.Parameter], ta
 
 
 def run_audit(session, targets: Sequence[Entity], *, reference_limit: int = 40, relearn_steps: int = 10,
-              verify_known: bool = True, progress: Progress | None = None, cancel: threading.Event | None = None) -> AuditResult:
+              verify_known: bool = True, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> AuditResult:
     """Audit the session's current weights against θ0 for ``targets``."""
     from .trainer import TrainConfig, select_parameters
 

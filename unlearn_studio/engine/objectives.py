@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from .hooks import HookPoint, capture_one
 from .latents import References
-from .methods import METHODS, POSITIONS, RETAIN_POSITIONS, SPACES, MethodInfo
+from .methods import METHODS, MethodInfo
 from .prompts import EntityBatch
 
 if TYPE_CHECKING:

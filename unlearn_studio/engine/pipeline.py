@@ -6,7 +6,6 @@ Both front ends (the CLI and the GUI's workers) go through this module only.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import threading
 import time
@@ -28,16 +27,16 @@ from .events import Cancelled as CancelledEvent
 from .events import Event, Failed, Finished, InitialState, Progress, Started, StepProgress
 from .generation import stream_answer
 from .hooks import HookPoint, layer_container
-from .knownness import EXCLUDED, KNOWN, UNKNOWN, EntityStatus, classify_entities, load_cached, save_cached
-from .latents import Cancelled, References, compute_references, references_cache_key
+from .knownness import KNOWN, UNKNOWN, EntityStatus, classify_entities, load_cached, save_cached
+from .jobs import JobCancelled, ProgressCallback
+from .latents import References, compute_references, references_cache_key
 from .models import LoadedModel, load_model, weights_fingerprint
-from .paths import cache_dir, resources_dir, user_data_dir
-from .runs import RunFolder, new_folder_path, save_model_folder
+from .paths import cache_dir, resources_dir
+from .runs import RunFolder, save_model_folder
 from .saes import LoadedSae, check_sae_fits_model, load_sae
 from .stand_ins import check_key, pick_stand_ins
 from .trainer import TrainConfig, TrainResult, UnlearningPlan, train
 
-ProgressCallback = Callable[[str, float], None]
 OUT_OF_MEMORY = ("out of memory: lower the number of trainable layers or the retain set, use dtype bfloat16, "
                  "or choose another device or a smaller model.")
 
@@ -259,7 +258,7 @@ class Session:
         """The whole run as a job: references, before, train, after, run folder. Never raises; errors are events."""
         try:
             yield from self._unlearn(request, cancel)
-        except Cancelled:
+        except JobCancelled:
             yield CancelledEvent()
         except UserError as error:
             yield Failed(str(error), traceback.format_exc(), user_error=True)

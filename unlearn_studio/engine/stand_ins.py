@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .entities import Entity
+from .fact_checks import FactCheck, check_key, run_fact_checks
 
 STAND_INS_PER_TARGET = 6
 GIVEN_AWAY_SHARE = 1 / 3  # a check is given away when at least this share of the stand-ins answer it
@@ -41,16 +42,10 @@ def substitute(prompt: str, name: str, stand_in: str) -> str | None:
     return pattern.sub(stand_in, prompt) if pattern.search(prompt) else None
 
 
-def check_key(check) -> str:  # noqa: ANN001 - an evaluate.FactCheck
-    return f"{check.entity}\x1f{check.form}\x1f{check.prompt}"
-
-
-def context_answerable(model, tokenizer, checks: Sequence, stand_ins: dict[str, list[str]],
+def context_answerable(model, tokenizer, checks: Sequence[FactCheck], stand_ins: dict[str, list[str]],
                        cancel: threading.Event | None = None) -> list[str]:
     """Keys of the checks that enough stand-ins answer correctly with the current weights (call it with θ0)."""
-    from .evaluate import run_fact_checks  # evaluate imports this module
-
-    owner_of: dict = {}  # stand-in check -> key of the target's check
+    owner_of: dict[FactCheck, str] = {}  # stand-in check -> key of the target's check
     for check in checks:
         for stand_in in stand_ins.get(check.entity, []):
             prompt = substitute(check.prompt, check.entity, stand_in)

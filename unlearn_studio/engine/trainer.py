@@ -12,12 +12,14 @@ import torch
 
 from ..errors import UserError
 from .entities import Entity, Templates, fill_template, generic_text
-from .events import Event, Finished, InitialState, Progress, StepProgress, TargetState
+from .events import Event, Finished, InitialState, Progress, StepProgress
 from .hooks import HookPoint, capture_one, layer_container
-from .latents import References, batch_activations
-from .objectives import OBJECTIVES, RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
-from .prompts import EntityBatch, encode_entity_prompts
+from .latents import References
+from .objectives import RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
+from .prompts import encode_entity_prompts
 from .run_config import TrainConfig
+from .target_state import measure_targets, prompt_batches
+
 
 @dataclass
 class UnlearningPlan:
@@ -77,10 +79,6 @@ def _retain_text(tokenizer, chunks: int, length: int = 64) -> TokenBatch:
     return TokenBatch(tensor, mask, torch.full_like(tensor, -100))
 
 
-def heldout_batches(tokenizer, targets: Sequence[Entity], templates: Templates) -> dict[str, EntityBatch]:
-    return {t.name: encode_entity_prompts(tokenizer, [fill_template(p, t.name) for p in templates.heldout]) for t in targets}
-
-
 def prepare_batches(model, tokenizer, hook: HookPoint, plan: UnlearningPlan, config: TrainConfig) -> RunBatches:
     """Tokenise the run's data and record θ0's activations and log-probs on it."""
     prompts = [fill_template(p, t.name) for t in plan.targets for p in plan.templates.train]
@@ -131,29 +129,6 @@ def select_parameters(model, hook: HookPoint, config: TrainConfig) -> list[torch
     return chosen
 
 
-def measure_targets(model, sae, hook: HookPoint, references: References, batches: dict[str, EntityBatch]) -> dict[str, TargetState]:
-    """Each target's P(known), unknown fraction and percentile, 2-D point and top-latent activations."""
-    states = {}
-    known_latents, unknown_latents = references.top_known_latents, references.top_unknown_latents
-    sae_dtype = next(sae.parameters()).dtype
-    for name, batch in batches.items():
-        acts = batch_activations(model, hook, batch)
-        with torch.no_grad():
-            codes = sae.encode(acts.to(next(sae.parameters()).device, sae_dtype)).float().cpu()
-        p = references.p_known(codes)
-        mean_code = codes.mean(0, keepdim=True)
-        point = references.projection.project(mean_code)[0]
-        states[name] = TargetState(
-            p_known=float(p.mean()),
-            unknown_fraction=float((p < 0.5).float().mean()),
-            unknown_percentile=float(references.unknown_percentile(mean_code)[0]),
-            point=(float(point[0]), float(point[1])),
-            known_latents=tuple(float(mean_code[0, i]) for i in known_latents),
-            unknown_latents=tuple(float(mean_code[0, i]) for i in unknown_latents),
-        )
-    return states
-
-
 def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: TrainConfig,
           cancel: threading.Event | None = None) -> Iterator[Event]:
     """Run the step loop, yielding a :class:`StepProgress` per step and :class:`Finished` (a TrainResult) at the end.
@@ -167,7 +142,7 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
     yield Progress("preparing the run's batches", 0.0)
     torch.manual_seed(config.seed)
     batches = prepare_batches(model, tokenizer, hook, plan, config)
-    heldout = heldout_batches(tokenizer, plan.targets, plan.templates)
+    heldout = prompt_batches(tokenizer, plan.targets, plan.templates.heldout)
     ctx = StepContext(model, sae, hook, plan.references, batches)
     yield InitialState(measure_targets(model, sae, hook, plan.references, heldout))
     lora = config.trainable == "lora"

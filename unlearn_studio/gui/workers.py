@@ -17,11 +17,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
+from ..engine.jobs import JobCancelled  # torch-free
 from ..errors import UserError
-
-
-class JobCancelled(Exception):
-    """Raised inside a job function to end it as cancelled."""
 
 
 class JobFailed(Exception):
@@ -70,10 +67,6 @@ class Job(QThread):
             self.outcome = "failed"
             self.sig_failed.emit(str(error), traceback.format_exc(), True)
         except BaseException as error:  # noqa: BLE001 - every failure reaches the user as a signal
-            if _is_engine_cancel(error):
-                self.outcome = "cancelled"
-                self.sig_cancelled.emit(None)
-                return
             self.outcome = "failed"
             message = _friendly(error)
             self.sig_failed.emit(message, traceback.format_exc(), False)
@@ -84,10 +77,6 @@ class Job(QThread):
             else:
                 self.outcome = "result"
                 self.sig_result.emit(result)
-
-
-def _is_engine_cancel(error: BaseException) -> bool:
-    return type(error).__name__ == "Cancelled" and type(error).__module__.endswith("engine.latents")
 
 
 def _friendly(error: BaseException) -> str:

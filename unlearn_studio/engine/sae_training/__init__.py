@@ -26,7 +26,6 @@ from .config import (
     RUNNER_CFG_FILENAME,
     TRAINING_FILENAME,
     WEIGHTS_FILENAME,
-    Progress,
     SaeLensVersionError,
     SaeTrainingConfig,
     SaeTrainingError,
@@ -58,7 +57,7 @@ from .sae_lens_adapter import SUPPORTED_SAE_LENS, check_sae_lens_version, instal
 
 __all__ = [
     "CFG_FILENAME", "CORPUS_SOURCES", "DEMO_HOOK", "DEMO_MODEL_NAME", "QUALITY_FILENAME", "RUNNER_CFG_FILENAME",
-    "SUPPORTED_SAE_LENS", "TRAINING_FILENAME", "WEIGHTS_FILENAME", "Corpus", "Progress", "SaeLensVersionError",
+    "SUPPORTED_SAE_LENS", "TRAINING_FILENAME", "WEIGHTS_FILENAME", "Corpus", "SaeLensVersionError",
     "SaeTrainingConfig", "SaeTrainingError", "TrainingCancelled", "build_corpus", "check_sae_lens_version",
     "default_demo_model_path", "demo_config", "entity_codes", "entity_documents", "fortune_documents",
     "heldout_activations", "installed_sae_lens_version", "measure_sae_quality", "pydoc_documents",

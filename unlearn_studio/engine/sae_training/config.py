@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ...errors import UserError
-
-Progress = Callable[[str, float], None]
+from ..jobs import JobCancelled
 
 DEMO_MODEL_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEMO_HOOK = "model.layers.9"
@@ -20,11 +18,11 @@ QUALITY_FILENAME = "quality.json"
 TRAINING_FILENAME = "training.json"
 
 
-class TrainingCancelled(Exception):
+class TrainingCancelled(JobCancelled):
     """The cancel flag was set: training stopped and nothing was written."""
 
 
-class SaeTrainingError(RuntimeError):
+class SaeTrainingError(UserError, RuntimeError):
     """SAE training cannot start or did not produce a usable SAE; the message says why."""
 
 

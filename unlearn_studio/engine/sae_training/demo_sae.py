@@ -8,14 +8,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import TRAINING_FILENAME, Progress, demo_config
+from ..jobs import ProgressCallback
+from .config import TRAINING_FILENAME, demo_config
 from .corpus import build_corpus
 from .quality import measure_sae_quality, write_quality
 from .runner import train_sae
 from .sae_lens_adapter import load_sae
 
 
-def train_demo_sae(output_dir: str | Path, progress: Progress | None = None, cancel: threading.Event | None = None,
+def train_demo_sae(output_dir: str | Path, progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
                    *, model_path: str | Path | None = None, **overrides: Any) -> dict[str, Any]:
     """Train the demo SAE with the shipped settings, measure it, write ``quality.json``; return the quality dict."""
     from unlearn_studio.engine import entities as ent

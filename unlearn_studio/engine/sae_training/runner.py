@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from .config import TRAINING_FILENAME, Progress, SaeTrainingConfig, SaeTrainingError, TrainingCancelled
+from ..jobs import ProgressCallback
+from .config import TRAINING_FILENAME, SaeTrainingConfig, SaeTrainingError, TrainingCancelled
 from .corpus import Corpus, build_corpus, tokenize_corpus
 from .sae_lens_adapter import SaeLensRunner, check_sae_lens_version, check_saved_sae, installed_sae_lens_version
 
@@ -41,7 +42,7 @@ class TrainingBatches:
     """
 
     def __init__(self, activations: Iterator[torch.Tensor], *, n_steps: int, batch_size: int,
-                 progress: Progress | None, cancel: threading.Event | None, span: tuple[float, float],
+                 progress: ProgressCallback | None, cancel: threading.Event | None, span: tuple[float, float],
                  replay_after: int | None = None, seed: int = 0):
         self._activations = activations
         self._n_steps = max(1, n_steps)
@@ -161,7 +162,7 @@ def _check_buffer(config: SaeTrainingConfig) -> None:
         )
 
 
-def _reporter(progress: Progress | None) -> Progress:
+def _reporter(progress: ProgressCallback | None) -> ProgressCallback:
     def report(message: str, fraction: float) -> None:
         log.info("%s", message)
         if progress is not None:
@@ -219,7 +220,7 @@ def _install(tmp: Path, output: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def train_sae(config: SaeTrainingConfig, progress: Progress | None = None,
+def train_sae(config: SaeTrainingConfig, progress: ProgressCallback | None = None,
               cancel: threading.Event | None = None) -> Path:
     """Train an SAE with sae-lens's ``LanguageModelSAETrainingRunner`` and save it to ``config.output_dir``.
 
