@@ -114,8 +114,8 @@ def _retain_text(tokenizer, chunks: int, length: int = 64) -> TokenBatch:
     return TokenBatch(tensor, mask, torch.full_like(tensor, -100))
 
 
-def heldout_batches(tokenizer, targets: Sequence[Entity], templates: Templates) -> dict[str, EntityBatch]:
-    return {t.name: encode_entity_prompts(tokenizer, [fill_template(p, t.name) for p in templates.heldout]) for t in targets}
+def heldout_batches(tokenizer, targets: Sequence[Entity], templates: Sequence[str]) -> dict[str, EntityBatch]:
+    return {t.name: encode_entity_prompts(tokenizer, [fill_template(p, t.name) for p in templates]) for t in targets}
 
 
 def prepare_batches(model, tokenizer, hook: HookPoint, plan: UnlearningPlan, config: TrainConfig) -> RunBatches:
@@ -204,7 +204,7 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
     yield Progress("preparing the run's batches", 0.0)
     torch.manual_seed(config.seed)
     batches = prepare_batches(model, tokenizer, hook, plan, config)
-    heldout = heldout_batches(tokenizer, plan.targets, plan.templates)
+    heldout = heldout_batches(tokenizer, plan.targets, plan.templates.stop)
     ctx = StepContext(model, sae, hook, plan.references, batches)
     yield InitialState(measure_targets(model, sae, hook, plan.references, heldout))
     lora = config.trainable == "lora"
