@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
 
 import pytest
+from rapidfuzz import fuzz
 
 from unlearn_studio.engine import entities as ent
 from unlearn_studio.engine.entities import (
@@ -96,12 +98,23 @@ def test_known_prompts_end_without_their_answer() -> None:
             assert not f.prompt.endswith(tuple(f.answers)), f.prompt
 
 
-def test_templates_valid_and_disjoint() -> None:
+def _template_words(template: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", template.replace("{entity}", " ").lower()).split())
+
+
+def test_templates_valid_disjoint_and_not_near_duplicates() -> None:
     t = load_templates()
-    assert len(t.train) >= 12 and len(t.heldout) >= 6
-    assert not set(t.train) & set(t.heldout)
-    for tpl in t.train + t.heldout:
+    assert len(t.train) >= 16 and len(t.stop) >= 8 and len(t.eval) >= 12
+    sets = {"train": t.train, "stop": t.stop, "eval": t.eval}
+    for tpl in t.train + t.stop + t.eval:
         assert tpl.count("{entity}") == 1, tpl
+    for first, second in itertools.combinations(sets, 2):
+        assert not set(sets[first]) & set(sets[second]), (first, second)
+        for a in sets[first]:
+            for b in sets[second]:
+                wa, wb = _template_words(a), _template_words(b)
+                # A reworded copy ("I have heard of X" / "Have you ever heard of X?") would leak across sets.
+                assert fuzz.ratio(wa, wb) < 65 and fuzz.token_set_ratio(wa, wb) < 80, (a, b)
 
 
 def test_generic_texts() -> None:
@@ -219,20 +232,24 @@ def test_broken_shipped_resource_fails_loudly(tmp_path: Path, monkeypatch) -> No
     (tmp_path / "entities" / "known.json").write_text(json.dumps(good))
     (tmp_path / "entities" / "unknown.json").write_text(json.dumps(good))
     (tmp_path / "entities" / "templates.json").write_text(
-        json.dumps({"train": ["{entity}", "x {entity}"], "heldout": ["{entity}"]}))
+        json.dumps({"train": ["{entity}", "x {entity}"], "stop": ["y {entity}"], "eval": ["{entity}"]}))
     monkeypatch.setattr(ent, "resources_dir", lambda: tmp_path)
     for fn in (ent._shipped, ent._check_no_overlap, ent.load_templates):
         fn.cache_clear()
     try:
         with pytest.raises(EntityDataError, match="also a known candidate"):
             load_unknown_entities()
-        with pytest.raises(EntityDataError, match="both train and heldout"):
+        with pytest.raises(EntityDataError, match="both train and eval"):
             load_templates()
-        (tmp_path / "entities" / "templates.json").write_text(
-            json.dumps({"train": ["{entity} {entity}"], "heldout": ["y {entity}"]}))
-        load_templates.cache_clear()
-        with pytest.raises(EntityDataError, match="exactly once"):
-            load_templates()
+        for templates, message in (
+                ({"train": ["{entity} {entity}"], "stop": ["y {entity}"], "eval": ["z {entity}"]}, "exactly once"),
+                ({"train": ["x {entity}"], "stop": ["x {entity}"], "eval": ["z {entity}"]}, "both train and stop"),
+                ({"train": ["x {entity}"], "heldout": ["y {entity}"], "eval": ["z {entity}"]}, "unknown key 'heldout'"),
+                ({"train": ["x {entity}"], "eval": ["z {entity}"]}, "'stop' must be a non-empty list")):
+            (tmp_path / "entities" / "templates.json").write_text(json.dumps(templates))
+            load_templates.cache_clear()
+            with pytest.raises(EntityDataError, match=message):
+                load_templates()
     finally:
         for fn in (ent._shipped, ent._check_no_overlap, ent.load_templates):
             fn.cache_clear()
@@ -300,7 +317,8 @@ def test_fill_template_spans() -> None:
     assert (text, start, end) == ("X", 0, 1)
     text, start, end = fill_template("{x} {entity} }{", "A{b}")
     assert text == "{x} A{b} }{" and text[start:end] == "A{b}"
-    for tpl in load_templates().train + load_templates().heldout:
+    templates = load_templates()
+    for tpl in templates.train + templates.stop + templates.eval:
         text, start, end = fill_template(tpl, "Eiffel Tower")
         assert text[start:end] == "Eiffel Tower"
     for bad in ("no placeholder", "{entity} and {entity}"):

@@ -21,7 +21,7 @@ KNOWN = [Entity(name) for name in ("Marie Curie", "Eiffel Tower", "Harry Potter"
 UNKNOWN = [Entity(name) for name in ("Port Aldermere", "Velmont Logistics", "Tessa Brannock", "Orvin Dale",
                                      "Quillan Marsh", "Hadley Crest", "Brisco Vane", "Ellery Thorn")]
 TEMPLATES = Templates(train=("Tell me about {entity}.", "Here is a short text about {entity}, a name."),
-                      heldout=("What do you know about {entity}?", "{entity} is"))
+                      stop=("Notes on {entity}",), eval=("What do you know about {entity}?", "{entity} is"))
 HELDOUT_TEXT = [
     "The weather today is mild, with a chance of rain in the afternoon in the city.",
     "Cooking pasta needs salted boiling water and a little patience, said the cook in Paris.",

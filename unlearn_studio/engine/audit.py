@@ -81,7 +81,7 @@ def layer_probes(model, tokenizer, known: Sequence[Entity], unknown: Sequence[En
 
 
 def _target_p_known(model, tokenizer, probes: Sequence[LogisticProbe], targets: Sequence[Entity], templates: Templates) -> list[float]:
-    batch, _ = entity_batch(tokenizer, targets, templates.heldout)
+    batch, _ = entity_batch(tokenizer, targets, templates.eval)
     states = _hidden_at(model, batch, batch.last_entity_pos)
     return [float(probe.p_known(states[layer]).mean()) for layer, probe in enumerate(probes)]
 

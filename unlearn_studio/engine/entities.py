@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,13 +23,17 @@ from .paths import resources_dir
 
 __all__ = [
     "ENTITY_TYPES",
+    "SPLITS",
     "Fact",
+    "ReverseQuery",
     "Entity",
     "Templates",
     "EntityDataError",
     "TargetNameError",
     "resources_dir",
     "load_known_candidates",
+    "load_split",
+    "neighbours_of",
     "load_unknown_entities",
     "load_templates",
     "load_facts_file",
@@ -40,6 +44,9 @@ __all__ = [
 ]
 
 ENTITY_TYPES = ("person", "place", "work", "organisation", "other")
+# DESIGN.md §8: settings may be chosen on "tune"; "eval" is never used for a choice; "retain" is the fixed
+# retain-evaluation set. Entities without a split are references and the retain set a run trains on.
+SPLITS = ("tune", "eval", "retain")
 
 PLACEHOLDER = "{entity}"
 MAX_NAME_LENGTH = 200
@@ -47,8 +54,9 @@ FUZZY_MIN_LENGTH = 5
 FUZZY_THRESHOLD = 90.0
 FUZZY_HEAD_CHARS = 60
 
-_ENTRY_KEYS = ("entity", "name", "type", "facts")
-_FACT_KEYS = ("prompt", "answers", "question", "paraphrases")
+_ENTRY_KEYS = ("entity", "name", "type", "facts", "split", "reverse", "passage", "neighbours")
+_FACT_KEYS = ("prompt", "answers", "question", "paraphrases", "fill_in_blank")
+_REVERSE_KEYS = ("prompt", "answers")
 
 
 @dataclass(frozen=True)
@@ -59,23 +67,40 @@ class Fact:
     answers: tuple[str, ...]
     question: str | None = None
     paraphrases: tuple[str, ...] = ()
+    fill_in_blank: str | None = None  # the entity's name mid-sentence, the answer at the end
+
+
+@dataclass(frozen=True)
+class ReverseQuery:
+    """An attribute → entity query: correct when the completion names the entity (``answers``: its name, aliases)."""
+
+    prompt: str
+    answers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Entity:
-    """A named entity with its type and facts."""
+    """A named entity with its type, facts and the evaluation data of DESIGN.md §4 and §8."""
 
     name: str
     type: str = "other"
     facts: tuple[Fact, ...] = ()
+    split: str | None = None  # one of SPLITS; None: reference / retain-training pool
+    reverse: tuple[ReverseQuery, ...] = ()
+    passage: str | None = None  # neutral sentences about the entity holding none of its facts' answers
+    neighbours: tuple[str, ...] = ()  # names of linked entities (they share an answer or appear in its facts)
 
 
 @dataclass(frozen=True)
 class Templates:
-    """Entity-prompt templates, each containing ``{entity}`` exactly once."""
+    """Entity-prompt templates, each containing ``{entity}`` exactly once, in three disjoint sets (DESIGN.md §8).
+
+    ``train``: the loss; ``stop``: early stopping and live monitoring; ``eval``: measurements.
+    """
 
     train: tuple[str, ...]
-    heldout: tuple[str, ...]
+    stop: tuple[str, ...]
+    eval: tuple[str, ...]
 
 
 class EntityDataError(UserError, ValueError):
@@ -126,6 +151,13 @@ def _is_str_list(value: Any, allow_empty: bool) -> bool:
     )
 
 
+def _optional_text(raw: dict, key: str, where: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise EntityDataError(f"{where}: {key!r} must be a non-empty string or absent")
+    return value.strip() if value else None
+
+
 def _parse_fact(raw: Any, where: str) -> Fact:
     if not isinstance(raw, dict):
         raise EntityDataError(
@@ -142,9 +174,8 @@ def _parse_fact(raw: Any, where: str) -> Fact:
     answers = raw.get("answers")
     if not _is_str_list(answers, allow_empty=False):
         raise EntityDataError(f"{where}: 'answers' must be a non-empty list of strings")
-    question = raw.get("question")
-    if question is not None and (not isinstance(question, str) or not question.strip()):
-        raise EntityDataError(f"{where}: 'question' must be a non-empty string or absent")
+    question = _optional_text(raw, "question", where)
+    fill_in_blank = _optional_text(raw, "fill_in_blank", where)
     paraphrases = raw.get("paraphrases", [])
     if paraphrases is None:
         paraphrases = []
@@ -153,9 +184,47 @@ def _parse_fact(raw: Any, where: str) -> Fact:
     return Fact(
         prompt=prompt.strip(),
         answers=tuple(a.strip() for a in answers),
-        question=question.strip() if question else None,
+        question=question,
         paraphrases=tuple(p.strip() for p in paraphrases),
+        fill_in_blank=fill_in_blank,
     )
+
+
+def _parse_reverse(raw: Any, where: str) -> tuple[ReverseQuery, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise EntityDataError(f"{where}: 'reverse' must be a list of {{\"prompt\": ..., \"answers\": [...]}} objects")
+    queries = []
+    for i, item in enumerate(raw, start=1):
+        here = f"{where}: reverse[{i}]"
+        if not isinstance(item, dict):
+            raise EntityDataError(f"{here}: must be an object with 'prompt' and 'answers', got {type(item).__name__}")
+        unknown = sorted(set(item) - set(_REVERSE_KEYS))
+        if unknown:
+            raise EntityDataError(f"{here}: unknown key {unknown[0]!r} (expected keys: {', '.join(_REVERSE_KEYS)})")
+        prompt = item.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise EntityDataError(f"{here}: 'prompt' must be a non-empty string")
+        if not _is_str_list(item.get("answers"), allow_empty=False):
+            raise EntityDataError(f"{here}: 'answers' must be a non-empty list of strings (the entity's name and aliases)")
+        queries.append(ReverseQuery(prompt.strip(), tuple(a.strip() for a in item["answers"])))
+    return tuple(queries)
+
+
+def _parse_extras(raw: dict, where: str) -> dict[str, Any]:
+    """The optional evaluation keys of an entry: split, reverse, passage, neighbours."""
+    split = raw.get("split")
+    if split is not None and split not in SPLITS:
+        raise EntityDataError(f"{where}: 'split' must be one of {', '.join(SPLITS)} or absent, got {split!r}")
+    neighbours = raw.get("neighbours", [])
+    if neighbours is None:
+        neighbours = []
+    if not _is_str_list(neighbours, allow_empty=True):
+        raise EntityDataError(f"{where}: 'neighbours' must be a list of entity names")
+    return {"split": split, "reverse": _parse_reverse(raw.get("reverse"), where),
+            "passage": _optional_text(raw, "passage", where),
+            "neighbours": tuple(" ".join(n.split()) for n in neighbours)}
 
 
 def _parse_entities(data: Any, path: Path) -> list[Entity]:
@@ -178,7 +247,8 @@ def _parse_entities(data: Any, path: Path) -> list[Entity]:
         unknown = sorted(set(raw) - set(_ENTRY_KEYS))
         if unknown:
             raise EntityDataError(
-                f"{where}: unknown key {unknown[0]!r} (expected keys: entity (or name), type, facts)"
+                f"{where}: unknown key {unknown[0]!r} (expected keys: entity (or name), type, facts, "
+                "split, reverse, passage, neighbours)"
             )
         name = raw.get("entity", raw.get("name"))
         if not isinstance(name, str) or not name.strip():
@@ -200,7 +270,7 @@ def _parse_entities(data: Any, path: Path) -> list[Entity]:
         facts = tuple(
             _parse_fact(f, f"{where}: facts[{i}]") for i, f in enumerate(facts_raw, start=1)
         )
-        entities.append(Entity(name=name, type=etype, facts=facts))
+        entities.append(Entity(name=name, type=etype, facts=facts, **_parse_extras(raw, where)))
     return entities
 
 
@@ -208,9 +278,11 @@ def load_facts_file(path: str | Path) -> list[Entity]:
     """Load a user facts file (or a file in the shipped known.json schema).
 
     Format: ``[{"entity": "Marie Curie", "type": "person", "facts":
-    [{"prompt": "...", "answers": ["..."], "question": "...", "paraphrases": [...]}]}]``;
-    ``name`` may be used instead of ``entity``; ``type``, ``question`` and
-    ``paraphrases`` are optional.  Raises EntityDataError naming the file and
+    [{"prompt": "...", "answers": ["..."], "question": "...", "paraphrases": [...],
+    "fill_in_blank": "..."}]}]``; ``name`` may be used instead of ``entity``;
+    everything but the name, the facts and their prompt and answers is optional,
+    as are the entry keys ``split``, ``reverse`` (``[{"prompt": ..., "answers":
+    [...]}]``), ``passage`` and ``neighbours``.  Raises EntityDataError naming the file and
     the line/column or the entry (numbered from 1) and key that is wrong.
     """
     p = Path(path)
@@ -222,6 +294,7 @@ def load_facts_file(path: str | Path) -> list[Entity]:
 
 
 def _check_shipped(entities: list[Entity], path: Path, min_facts: int = 2) -> None:
+    names = {e.name for e in entities}
     for index, ent in enumerate(entities, start=1):
         where = f"{path}: entry {index} ({ent.name!r})"
         if len(ent.facts) < min_facts:
@@ -231,6 +304,19 @@ def _check_shipped(entities: list[Entity], path: Path, min_facts: int = 2) -> No
                 raise EntityDataError(f"{where}: facts[{i}]: 'question' is required in shipped data")
             if fact.prompt in fact.paraphrases:
                 raise EntityDataError(f"{where}: facts[{i}]: a paraphrase repeats the prompt")
+            if ent.split is not None and fact.fill_in_blank is None:
+                raise EntityDataError(f"{where}: facts[{i}]: 'fill_in_blank' is required for {ent.split} entities")
+        if ent.split is not None and (not ent.reverse or ent.passage is None):
+            raise EntityDataError(f"{where}: {ent.split} entities need 'reverse' queries and a 'passage'")
+        if ent.passage is not None:
+            given = [a for f in without_copied_answers(ent).facts for a in f.answers if answer_matches(ent.passage, [a])]
+            if given:
+                raise EntityDataError(f"{where}: the passage contains the answer {given[0]!r}")
+        if ent.split in ("tune", "eval") and len(ent.neighbours) < 2:
+            raise EntityDataError(f"{where}: {ent.split} entities need at least 2 'neighbours'")
+        for neighbour in ent.neighbours:
+            if neighbour not in names or neighbour == ent.name:
+                raise EntityDataError(f"{where}: neighbour {neighbour!r} is not another entry of this file")
 
 
 def without_copied_answers(entity: Entity) -> Entity:
@@ -243,8 +329,8 @@ def without_copied_answers(entity: Entity) -> Entity:
     for fact in entity.facts:
         answers = tuple(a for a in fact.answers if not re.search(rf"\b{re.escape(_normalise(a))}\b", name))
         if answers:
-            facts.append(Fact(fact.prompt, answers, fact.question, fact.paraphrases))
-    return Entity(entity.name, entity.type, tuple(facts))
+            facts.append(replace(fact, answers=answers))
+    return replace(entity, facts=tuple(facts))
 
 
 @lru_cache(maxsize=None)
@@ -271,6 +357,19 @@ def load_known_candidates() -> list[Entity]:
     return list(_shipped("known"))
 
 
+def load_split(split: str) -> list[Entity]:
+    """The known candidates of one split of DESIGN.md §8 ("tune", "eval" or "retain")."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    return [e for e in load_known_candidates() if e.split == split]
+
+
+def neighbours_of(entity: Entity) -> list[Entity]:
+    """The known candidates named in ``entity.neighbours``, in that order (names not shipped are skipped)."""
+    by_name = {e.name: e for e in load_known_candidates()}
+    return [by_name[name] for name in entity.neighbours if name in by_name]
+
+
 def load_unknown_entities() -> list[Entity]:
     """Fictitious reference entities (resources/entities/unknown.json)."""
     _check_no_overlap()
@@ -279,13 +378,17 @@ def load_unknown_entities() -> list[Entity]:
 
 @lru_cache(maxsize=None)
 def load_templates() -> Templates:
-    """Train/held-out entity-prompt templates (resources/entities/templates.json)."""
+    """Train/stop/eval entity-prompt templates (resources/entities/templates.json)."""
     path = resources_dir() / "entities" / "templates.json"
     data = _read_json(path)
+    keys = ("train", "stop", "eval")
     if not isinstance(data, dict):
-        raise EntityDataError(f"{path}: the top level must be an object with 'train' and 'heldout'")
+        raise EntityDataError(f"{path}: the top level must be an object with 'train', 'stop' and 'eval'")
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise EntityDataError(f"{path}: unknown key {unknown[0]!r} (expected keys: {', '.join(keys)})")
     groups: dict[str, tuple[str, ...]] = {}
-    for key in ("train", "heldout"):
+    for key in keys:
         items = data.get(key)
         if not _is_str_list(items, allow_empty=False):
             raise EntityDataError(f"{path}: {key!r} must be a non-empty list of strings")
@@ -297,10 +400,12 @@ def load_templates() -> Templates:
         if len(set(items)) != len(items):
             raise EntityDataError(f"{path}: {key!r} contains duplicate templates")
         groups[key] = tuple(items)
-    shared = set(groups["train"]) & set(groups["heldout"])
-    if shared:
-        raise EntityDataError(f"{path}: template {sorted(shared)[0]!r} is in both train and heldout")
-    return Templates(train=groups["train"], heldout=groups["heldout"])
+    for i, first in enumerate(keys):
+        for second in keys[i + 1:]:
+            shared = set(groups[first]) & set(groups[second])
+            if shared:
+                raise EntityDataError(f"{path}: template {sorted(shared)[0]!r} is in both {first} and {second}")
+    return Templates(**groups)
 
 
 def generic_text(kind: str = "heldout") -> str:

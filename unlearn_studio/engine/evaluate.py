@@ -92,7 +92,7 @@ def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, tar
     """
     report = progress or (lambda message, fraction: None)
     report("measuring the targets' internal state", 0.0)
-    states = measure_targets(model, sae, hook, references, prompt_batches(tokenizer, targets, templates.heldout))
+    states = measure_targets(model, sae, hook, references, prompt_batches(tokenizer, targets, templates.eval))
     report("asking the targets' facts", 0.15)
     forget_checks = fact_checks(targets, "forget")
     results = run_fact_checks(model, tokenizer, forget_checks, cancel)

@@ -142,7 +142,7 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
     yield Progress("preparing the run's batches", 0.0)
     torch.manual_seed(config.seed)
     batches = prepare_batches(model, tokenizer, hook, plan, config)
-    heldout = prompt_batches(tokenizer, plan.targets, plan.templates.heldout)
+    heldout = prompt_batches(tokenizer, plan.targets, plan.templates.stop)
     ctx = StepContext(model, sae, hook, plan.references, batches)
     yield InitialState(measure_targets(model, sae, hook, plan.references, heldout))
     lora = config.trainable == "lora"

@@ -159,7 +159,7 @@ def measure_sae_quality(model, tokenizer, sae, hook_name: str, held_out_texts: S
     result: dict[str, Any] = {"hook_name": hook_name, "d_in": int(sae.cfg.d_in), "d_sae": int(sae.cfg.d_sae),
                               "architecture": sae.cfg.architecture(), "text": reconstruction_stats(sae, acts)}
     train_templates = list(templates.train if hasattr(templates, "train") else templates)
-    heldout_templates = list(templates.heldout if hasattr(templates, "heldout") else templates)
+    heldout_templates = list(templates.eval if hasattr(templates, "eval") else templates)
     if max_templates is not None:
         train_templates, heldout_templates = train_templates[:max_templates], heldout_templates[:max_templates]
     known_train, known_test = split_entities(known_entities)
