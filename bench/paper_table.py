@@ -1,9 +1,12 @@
 """The paper's comparison on the demo model: every method on the same targets, before → after.
 
-    python bench/paper_table.py                      # the default table (docs/results.md)
-    python bench/paper_table.py --setting residual='{"objective": {"space": "code+residual"}}' --methods sae-align
+    python bench/paper_table.py                               # every method at its default, on the eval split
+    python bench/paper_table.py --from-pareto bench/results/pareto.json   # each at its best lr on tune, on eval
+    python bench/paper_table.py --split tune --setting last='{"positions": "last"}' --methods sae-align
+    python bench/paper_table.py --merge bench/results/paper_table.rows.jsonl   # rebuild the table from rows
 
-Writes bench/results/paper_table.json and the markdown table (stdout, and --markdown FILE).
+Writes bench/results/paper_table.json and the markdown table (stdout, and --markdown FILE). Every row says the
+split it was measured on; the headline is the eval split, which no setting was ever chosen on (DESIGN.md §8).
 """
 
 from __future__ import annotations
@@ -11,24 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, SPLITS, append_row, read_rows, run_row, split_targets, summary_line
 
-from unlearn_studio.engine.events import Failed, Finished  # noqa: E402
-from unlearn_studio.engine.pipeline import ModelSpec, UnlearnRequest, load_session  # noqa: E402
-from unlearn_studio.engine.methods import METHODS  # noqa: E402
-from unlearn_studio.engine.run_config import TrainConfig  # noqa: E402
+from unlearn_studio.engine.methods import METHODS
+from unlearn_studio.engine.run_config import TrainConfig
 
-TARGETS = ["Eiffel Tower", "Harry Potter", "Sherlock Holmes", "Albert Einstein", "Barack Obama"]
-KEYS = ["target_p_known", "target_unknown_fraction", "forget_accuracy", "entity_forget_accuracy", "retain_accuracy",
-        "perplexity"]
-LABELS = {"target_p_known": "P(known)", "target_unknown_fraction": "unknown fraction", "forget_accuracy": "forget acc.",
-          "entity_forget_accuracy": "forget acc., entity-dependent", "retain_accuracy": "retain acc.",
-          "perplexity": "perplexity"}
+KEYS = ["target_p_known", "target_unknown_percentile", "forget_accuracy", "stand_in_accuracy", "retain_accuracy",
+        "neighbour_retain_accuracy", "name_fidelity", "perplexity"]
+LABELS = {"target_p_known": "P(known)", "target_unknown_percentile": "unknown percentile",
+          "forget_accuracy": "forget acc.", "stand_in_accuracy": "stand-in floor", "retain_accuracy": "retain acc.",
+          "neighbour_retain_accuracy": "neighbour retain", "name_fidelity": "name fidelity", "perplexity": "perplexity"}
 
 
 def mean_sd(values: list[float]) -> str:
@@ -38,96 +36,85 @@ def mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {sd:.2f}"
 
 
-def run_setting(session, name: str, method: str, overrides: dict, targets: list[str], steps: int, befores: dict,
-                log: Path) -> list[dict]:
-    rows = []
-    for target in targets:
-        session.reset()
-        entities = session.resolve_targets([target])
-        config = TrainConfig.from_dict({"method": method, "steps": steps, **{k: v for k, v in overrides.items()}})
-        request = UnlearnRequest(targets=entities, config=config, before=befores.get(target))
-        started = time.perf_counter()
-        for event in session.unlearn(request):
-            if isinstance(event, Failed):
-                raise SystemExit(f"{name}/{target}: {event.error}\n{event.traceback_text}")
-            if isinstance(event, Finished):
-                report = event.result.report
-                befores.setdefault(target, event.result.before)
-                rows.append({"setting": name, "method": method, "target": target, "steps": report["steps"],
-                             "stopped": report["stopped"], "seconds": round(time.perf_counter() - started, 1),
-                             "before": report["before"], "after": report["after"],
-                             "facts": report["fact_table"]})
-                with open(log, "a") as handle:  # each row as it lands, so an interrupted table keeps its rows
-                    handle.write(json.dumps(rows[-1]) + "\n")
-                after = report["after"]
-                print(f"{name:>14s} {target:>18s}: steps {report['steps']:3d}  P(known) {report['before']['target_p_known']:.2f}"
-                      f" → {after['target_p_known']:.2f}  forget {report['before']['forget_accuracy']:.2f} → {after['forget_accuracy']:.2f}"
-                      f" (entity-dependent {report['before']['entity_forget_accuracy']:.2f} → {after['entity_forget_accuracy']:.2f})"
-                      f"  retain {report['before']['retain_accuracy']:.2f} → {after['retain_accuracy']:.2f}"
-                      f"  ppl {report['before']['perplexity']:.1f} → {after['perplexity']:.1f}  ({rows[-1]['seconds']} s)", flush=True)
-    session.reset()
-    return rows
-
-
 def table(rows: list[dict]) -> str:
-    lines = ["| setting | method | targets | " + " | ".join(LABELS[k] for k in KEYS) + " | retain Δ, points |",
-             "|---|---|---|" + "---|" * (len(KEYS) + 1)]
-    groups: dict[tuple[str, str], list[dict]] = {}
+    lines = ["| split | setting | method | lr | targets | " + " | ".join(LABELS[k] for k in KEYS) + " | retain Δ, points |",
+             "|---|---|---|---|---|" + "---|" * (len(KEYS) + 1)]
+    groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["setting"], row["method"]), []).append(row)
-    for (setting, method), group in groups.items():
+        groups.setdefault((row.get("split", "?"), row["setting"], row["method"], row.get("lr")), []).append(row)
+    for (split, setting, method, lr), group in groups.items():
         cells = []
         for key in KEYS:
             before = [r["before"][key] for r in group if r["before"].get(key) is not None]
             after = [r["after"][key] for r in group if r["after"].get(key) is not None]
             cells.append(f"{mean_sd(before)} → {mean_sd(after)}")
-        drop = statistics.mean(100 * (r["after"]["retain_accuracy"] - r["before"]["retain_accuracy"]) for r in group)
-        lines.append(f"| {setting} | {method} | {len(group)} | " + " | ".join(cells) + f" | {drop:+.1f} |")
+        drops = [100 * (r["after"]["retain_accuracy"] - r["before"]["retain_accuracy"]) for r in group
+                 if r["after"].get("retain_accuracy") is not None]
+        drop = f"{statistics.mean(drops):+.1f}" if drops else "–"
+        lr_text = "–" if lr is None else f"{lr:.0e}"
+        lines.append(f"| {split} | {setting} | {method} | {lr_text} | {len(group)} | " + " | ".join(cells) + f" | {drop} |")
     return "\n".join(lines)
+
+
+def settings_from_pareto(path: str) -> list[tuple[str, TrainConfig]]:
+    from pareto import best_per_method
+
+    sweep = json.loads(Path(path).read_text())
+    rows = [{**r, "after": {k: r.get(k) for k in r["before"]}} for r in sweep if r.get("split") == "tune"]
+    return [("best-on-tune", TrainConfig.from_dict(next(r["config"] for r in rows
+                                                         if r["method"] == method and r["lr"] == point["lr"])))
+            for method, point in sorted(best_per_method(rows).items())]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--targets", nargs="+", default=TARGETS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--split", default="eval", choices=SPLITS)
+    parser.add_argument("--targets", nargs="+", help="default: the split's entities the model knows")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--setting", action="append", default=[],
-                        help="NAME=JSON of TrainConfig overrides, tried with every method given (default: 'default={}')")
+                        help="NAME=JSON of run settings, tried with every method given (default: 'default={}')")
+    parser.add_argument("--from-pareto", help="each method at its best learning rate of this sweep (tune split)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "paper_table.json"))
     parser.add_argument("--markdown", help="also write the table to this file")
-    parser.add_argument("--merge", nargs="+", help="only build the table from these results files (.json or .jsonl), "
-                                                   "and write their rows to --json")
+    parser.add_argument("--merge", nargs="+", help="only build the table from these results files (.json or .jsonl); "
+                                                   "steps and settings come from their rows")
     parser.add_argument("--only", nargs="+", help="with --merge: keep the rows of these settings")
     args = parser.parse_args()
+    out = Path(args.json)
     if args.merge:
-        rows = []
-        for path in args.merge:
-            text = Path(path).read_text()
-            rows += json.loads(text)["rows"] if path.endswith(".json") else [json.loads(line) for line in text.splitlines()]
-        rows = [r for r in rows if not args.only or r["setting"] in args.only]
+        rows = [r for r in read_rows(args.merge) if not args.only or r["setting"] in args.only]
         order = {m: i for i, m in enumerate(METHODS)}
-        rows.sort(key=lambda r: (r["setting"], order.get(r["method"], 99)))
+        rows.sort(key=lambda r: (r.get("split", ""), r["setting"], order.get(r["method"], 99), r.get("lr") or 0))
         markdown = table(rows)
         print(markdown)
-        Path(args.json).write_text(json.dumps({"merged_from": args.merge, "steps": args.steps, "rows": rows}, indent=1))
+        out.write_text(json.dumps({"merged_from": args.merge, "rows": rows}, indent=1))
         if args.markdown:
             Path(args.markdown).write_text(markdown + "\n")
         return
-    settings = [(s.split("=", 1)[0], json.loads(s.split("=", 1)[1])) for s in args.setting] or [("default", {})]
+    if args.from_pareto:
+        runs = settings_from_pareto(args.from_pareto)
+    else:
+        named = [(s.split("=", 1)[0], json.loads(s.split("=", 1)[1])) for s in args.setting] or [("default", {})]
+        runs = [(name, TrainConfig.from_dict({**overrides, "method": method, "steps": args.steps}))
+                for name, overrides in named for method in args.methods]
+    from unlearn_studio.engine.pipeline import ModelSpec, load_session
+
     session = load_session(ModelSpec())
+    targets = args.targets or split_targets(session, args.split)
     befores: dict = {}
     rows = []
     started = time.perf_counter()
-    for name, overrides in settings:
-        for method in args.methods:
-            rows += run_setting(session, name, method, overrides, args.targets, args.steps, befores,
-                                Path(args.json).with_suffix(".rows.jsonl"))
+    log = out.with_suffix(".rows.jsonl")
+    for name, config in runs:
+        for target in targets:
+            rows.append(run_row(session, name, config, target, args.split, befores))
+            append_row(log, rows[-1])
+            print(summary_line(rows[-1]), flush=True)
     markdown = table(rows)
     print(markdown)
-    out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": dict(settings), "steps": args.steps, "seconds": round(time.perf_counter() - started),
-                               "rows": rows}, indent=1))
+    out.write_text(json.dumps({"split": args.split, "seconds": round(time.perf_counter() - started), "rows": rows}, indent=1))
     if args.markdown:
         Path(args.markdown).write_text(markdown + "\n")
 

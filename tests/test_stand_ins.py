@@ -1,17 +1,16 @@
-"""Prompts that give the answer away: judged by asking the same prompt about fictitious stand-ins."""
+"""The stand-in floor: each check asked about fictitious stand-ins with the original weights."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.engine_helpers import events_of, tiny_request, tiny_session
-from unlearn_studio.engine import evaluate as evaluate_module
 from unlearn_studio.engine import fact_checks as fact_checks_module
 from unlearn_studio.engine import pipeline
-from unlearn_studio.engine.entities import Entity, Fact
-from unlearn_studio.engine.fact_checks import FactResult, fact_checks, run_fact_checks
+from unlearn_studio.engine.entities import Entity, Fact, ReverseQuery
+from unlearn_studio.engine.fact_checks import check_key, fact_checks
 from unlearn_studio.engine.events import Finished
-from unlearn_studio.engine.stand_ins import check_key, context_answerable, pick_stand_ins, substitute
+from unlearn_studio.engine.stand_ins import pick_stand_ins, stand_in_floor, substitute
 
 SHERLOCK = Entity("Sherlock Holmes", "person", (
     Fact("Sherlock Holmes was created by Sir Arthur", ("Conan Doyle",)),
@@ -46,36 +45,27 @@ def test_stand_ins_are_fictitious_names_of_the_targets_type():
     assert len(chosen["Eiffel Tower"]) == 3 and set(chosen["Eiffel Tower"]) <= {e.name for e in unknown}
 
 
-def test_only_checks_the_stand_ins_answer_are_marked(monkeypatch):
+def test_the_floor_is_what_the_stand_ins_score_per_check_and_per_form(monkeypatch):
     monkeypatch.setattr(fact_checks_module, "complete", fake_complete)
     checks = fact_checks([SHERLOCK], "forget")
-    marked = context_answerable(None, None, checks, {"Sherlock Holmes": ["Mira Vale", "Oren Tash", "Ilse Brand"]})
-    assert marked == [check_key(checks[0])]  # "Sir Arthur", not the two London checks
+    floor = stand_in_floor(None, None, checks, {"Sherlock Holmes": ["Mira Vale", "Oren Tash", "Ilse Brand"]})
+    assert floor.rates[check_key(checks[0])] == 1.0  # "Sir Arthur" gives its answer away for anyone
+    assert all(floor.rates[check_key(c)] == 0.0 for c in checks[1:])  # the London checks need the entity
+    assert floor.by_form["completion"] == 0.5 and floor.by_form["chat"] == 0.0
+    assert floor.accuracy == pytest.approx(0.0)  # completion is a trained-on form: not in the headline
+    assert floor.name_fidelity == 0.0  # this fake model never writes a name back
 
 
-def test_a_check_one_stand_in_in_three_answers_is_given_away(monkeypatch):
-    def answers_for_john_only(model, tokenizer, prompts, max_new_tokens, chat):  # noqa: ANN001
-        return [" Conan Doyle" if p.startswith("John Smith") else " nobody" for p in prompts]
-
-    monkeypatch.setattr(fact_checks_module, "complete", answers_for_john_only)
-    checks = fact_checks([SHERLOCK], "forget")[:1]
-    assert context_answerable(None, None, checks, {"Sherlock Holmes": ["John Smith", "Mira Vale", "Oren Tash"]}) == [check_key(checks[0])]
-    assert context_answerable(None, None, checks, {"Sherlock Holmes": ["John Smith", "Mira Vale", "Oren Tash", "Ilse Brand"]}) == []
-
-
-def test_entity_dependent_accuracy_leaves_out_the_given_away_checks(monkeypatch):
+def test_a_check_whose_prompt_lacks_the_name_has_no_stand_in_version(monkeypatch):
     monkeypatch.setattr(fact_checks_module, "complete", fake_complete)
-    checks = fact_checks([SHERLOCK], "forget")
-    results = run_fact_checks(None, None, checks)
-    assert all(r.correct for r in results)
-    leave_out = frozenset(context_answerable(None, None, checks, {"Sherlock Holmes": ["Mira Vale"]}))
-    # A model that forgot where Sherlock lives but still completes "Sir Arthur": 1 of 3 right, 0 of 2 entity-dependent.
-    forgotten = [FactResult(r.check, r.completion, r.check.prompt.endswith("Sir Arthur")) for r in results]
-    assert evaluate_module._accuracy(forgotten, "forget") == pytest.approx(1 / 3)
-    assert evaluate_module._accuracy(forgotten, "forget", leave_out) == 0.0
+    reverse = Entity("Sherlock Holmes", "person", SHERLOCK.facts[:1],
+                     reverse=(ReverseQuery("The detective of 221B Baker Street is", ("Sherlock Holmes", "Holmes")),))
+    checks = fact_checks([reverse], "forget", forms=("reverse",))
+    assert len(checks) == 1
+    assert stand_in_floor(None, None, checks, {"Sherlock Holmes": ["Mira Vale"]}).rates == {}
 
 
-def test_a_run_reports_the_given_away_checks_and_trains_on_other_retain_entities(tiny_model_dir, tiny_sae_dir, monkeypatch):
+def test_a_run_reports_the_stand_in_floor_and_trains_on_other_retain_entities(tiny_model_dir, tiny_sae_dir, monkeypatch):
     session = tiny_session(tiny_model_dir, tiny_sae_dir)
     trained_on: list[str] = []
     real_train = pipeline.train
@@ -87,12 +77,9 @@ def test_a_run_reports_the_given_away_checks_and_trains_on_other_retain_entities
     monkeypatch.setattr(pipeline, "train", recording_train)
     result = next(e for e in events_of(session, tiny_request(session, evaluate=True)) if isinstance(e, Finished)).result
     before, after = result.before, result.after
-    assert before.entity_forget_accuracy is not None and after.entity_forget_accuracy is not None
-    assert after.context_answerable == before.context_answerable
+    assert before.stand_in_accuracy is not None and after.stand_in_accuracy == before.stand_in_accuracy
     rows = [r for r in result.report["fact_table"] if r["role"] == "forget"]
-    assert all("context_answerable" in r for r in rows)
-    dependent = [r["after_correct"] for r in rows if not r["context_answerable"]]
-    assert dependent  # a random model answers nothing, so no prompt gives anything away
-    assert after.entity_forget_accuracy == pytest.approx(sum(dependent) / len(dependent))
-    evaluated = {r["entity"] for r in result.report["fact_table"] if r["role"] == "retain"}
+    assert any(r["stand_in_rate"] is not None for r in rows)
+    assert all(r["stand_in_rate"] is None for r in rows if r["form"] == "reverse")
+    evaluated = {r["entity"] for r in result.report["fact_table"] if r["role"] in ("retain", "neighbour")}
     assert evaluated and trained_on and not evaluated & set(trained_on)

@@ -360,10 +360,14 @@ def test_ask_before_after_and_fact_table(qtbot, window, tiny_model_dir, tiny_sae
     assert outcome == "finished", report
     table = window.facts.table
     assert table.rowCount() == len(report["fact_table"]) > 0
-    marks = {table.item(r, c).text()[0] for r in range(table.rowCount()) for c in (4, 5)}
+    marks = {table.item(r, c).text()[0] for r in range(table.rowCount()) for c in (5, 6)}
     assert marks <= {"✔", "✘"} and marks
     assert "P(known)" in window.facts.summary.text()
-    assert "leaving out the prompts that give the answer away" in window.facts.summary.text()
+    assert "fictitious stand-ins:" in window.facts.summary.text()
+    forms = {table.item(r, 2).text() for r in range(table.rowCount())}
+    assert {"completion", "role play"} <= forms  # every form of each check is shown
+    rates = [table.item(r, 4).text() for r in range(table.rowCount()) if table.item(r, 1).text() == "forget"]
+    assert rates and all(rate.endswith(" %") for rate in rates if rate)
     assert {"forget", "retain"} <= {row["role"] for row in report["fact_table"]}
     window.ask.prompt.setText("Where is Port Zenthia Lighthouse?")
     window.ask.chat.setChecked(False)

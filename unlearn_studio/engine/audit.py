@@ -135,7 +135,7 @@ def relearn_check(model, tokenizer, parameters: Sequence[torch.nn.Parameter], ta
     """Fine-tune ``parameters`` on unrelated text for a few steps, ask the target facts, then restore the weights."""
     from .objectives import TokenBatch, mean_nll
 
-    checks = fact_checks(targets, "forget", paraphrases=False, chat=False)
+    checks = fact_checks(targets, "forget", forms=("completion",))
     if not checks:
         return None
     saved = [p.detach().clone() for p in parameters]

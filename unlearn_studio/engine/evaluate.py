@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -11,12 +12,12 @@ from typing import Any
 import torch
 
 from .entities import Entity, Templates, generic_text
-from .fact_checks import FactResult, check_key, fact_checks, run_fact_checks
+from .fact_checks import FactResult, accuracy_by_form, fact_checks, headline, name_fidelity, run_fact_checks
 from .generation import complete
 from .hooks import HookPoint
 from .jobs import ProgressCallback, check_cancel
 from .latents import References
-from .stand_ins import context_answerable
+from .stand_ins import StandInFloor, stand_in_floor
 from .target_state import measure_targets, prompt_batches
 
 COLLAPSE_PROMPTS = ("Write a short paragraph about the weather in spring.", "Explain how to make a cup of tea.")
@@ -24,21 +25,26 @@ COLLAPSE_PROMPTS = ("Write a short paragraph about the weather in spring.", "Exp
 
 @dataclass
 class Evaluation:
-    target_p_known: float
+    target_p_known: float  # on the eval templates
     target_unknown_fraction: float
-    target_unknown_percentile: float
-    forget_accuracy: float | None  # None: the targets have no facts (not measured)
-    # Forget accuracy over the checks a fictitious entity does not answer too (stand_ins.py); None: not measured.
-    entity_forget_accuracy: float | None
-    retain_accuracy: float | None
+    target_unknown_percentile: float  # median over the eval prompts (DESIGN.md §4)
+    forget_accuracy: float | None  # mean over the forms no method trains on; None: the targets have no facts
+    forget_accuracy_by_form: dict[str, float]
+    stand_in_accuracy: float | None  # the same checks about fictitious stand-ins, with θ0: the floor
+    stand_in_accuracy_by_form: dict[str, float]
+    retain_accuracy: float | None  # the fixed retain set, same forms
+    retain_accuracy_by_form: dict[str, float]
+    neighbour_retain_accuracy: float | None  # entities linked to the targets
+    name_fidelity: float | None  # chat answers about the targets that write the name exactly
+    name_fidelity_stand_ins: float | None  # the same about fictitious stand-ins, with θ0
     perplexity: float
     repeat_rate: float
-    per_target: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_target: dict[str, dict[str, Any]] = field(default_factory=dict)
     facts: list[FactResult] = field(default_factory=list)
-    context_answerable: list[str] = field(default_factory=list)  # check keys, judged with θ0
+    floor: StandInFloor | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("facts", "per_target", "context_answerable")}
+        return {k: v for k, v in asdict(self).items() if k not in ("facts", "per_target", "floor")}
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -46,8 +52,8 @@ class Evaluation:
         return data
 
 
-def _accuracy(results: Sequence[FactResult], role: str, leave_out: frozenset[str] = frozenset()) -> float | None:
-    chosen = [r.correct for r in results if r.check.role == role and check_key(r.check) not in leave_out]
+def _share(results: Sequence[FactResult], role: str) -> float | None:
+    chosen = [r.correct for r in results if r.check.role == role]
     return sum(chosen) / len(chosen) if chosen else None
 
 
@@ -82,51 +88,63 @@ def repeat_rate(tokenizer, texts: Sequence[str], n: int = 3) -> float:
 
 
 def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, targets: Sequence[Entity],
-             retain: Sequence[Entity], templates: Templates, *, progress: ProgressCallback | None = None,
-             cancel: threading.Event | None = None, stand_ins: dict[str, list[str]] | None = None,
-             given_away: Sequence[str] | None = None) -> Evaluation:
-    """Every measurement of DESIGN.md §4 for the model's current weights.
+             retain: Sequence[Entity], templates: Templates, *, neighbours: Sequence[Entity] = (),
+             progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+             stand_ins: dict[str, list[str]] | None = None, floor: StandInFloor | None = None) -> Evaluation:
+    """Every measurement of DESIGN.md §4 for the model's current weights, on the eval templates.
 
-    ``stand_ins`` (fictitious names per target) marks the checks the context gives away, with these weights: pass
-    it for θ0. ``given_away`` reuses that judgement (the before-evaluation's ``context_answerable``) afterwards.
+    ``stand_ins`` (fictitious names per target) measures the stand-in floor with these weights: pass it for θ0.
+    ``floor`` reuses that measurement afterwards (the before-evaluation's ``floor``).
     """
     report = progress or (lambda message, fraction: None)
     report("measuring the targets' internal state", 0.0)
     states = measure_targets(model, sae, hook, references, prompt_batches(tokenizer, targets, templates.eval))
-    report("asking the targets' facts", 0.15)
+    report("asking the targets' facts", 0.1)
     forget_checks = fact_checks(targets, "forget")
-    results = run_fact_checks(model, tokenizer, forget_checks, cancel)
-    if given_away is None and stand_ins is not None:
+    results = run_fact_checks(model, tokenizer, forget_checks, cancel,
+                              on_form=lambda form: report(f"asking the targets' facts ({form})", 0.1))
+    if floor is None and stand_ins is not None:
         report("asking the facts about fictitious stand-ins", 0.3)
-        given_away = context_answerable(model, tokenizer, forget_checks, stand_ins, cancel)
-    leave_out = None if given_away is None else frozenset(given_away)
-    report("asking retain facts", 0.4)
-    results += run_fact_checks(model, tokenizer, fact_checks(retain, "retain", paraphrases=False, chat=False), cancel)
+        floor = stand_in_floor(model, tokenizer, forget_checks, stand_ins, cancel)
+    report("asking the retain set's facts", 0.45)
+    results += run_fact_checks(model, tokenizer, fact_checks(retain, "retain"), cancel,
+                               on_form=lambda form: report(f"asking the retain set's facts ({form})", 0.45))
+    results += run_fact_checks(model, tokenizer, fact_checks(neighbours, "neighbour"), cancel)
     check_cancel(cancel)
+    report("name fidelity", 0.7)
+    fidelity = name_fidelity(model, tokenizer, [t.name for t in targets])
+    mean_fidelity = statistics.mean(fidelity.values()) if fidelity else None
     report("perplexity on held-out text", 0.75)
     ppl = perplexity(model, tokenizer, generic_text("heldout"))
     check_cancel(cancel)
     report("checking generations for repetition", 0.9)
     generations = complete(model, tokenizer, list(COLLAPSE_PROMPTS), max_new_tokens=40, chat=True)
     report("evaluation done", 1.0)
-    per_target = {name: {"p_known": s.p_known, "unknown_fraction": s.unknown_fraction,
-                         "unknown_percentile": s.unknown_percentile} for name, s in states.items()}
-    for name in per_target:
-        mine = [r for r in results if r.check.role == "forget" and r.check.entity == name]
-        per_target[name]["forget_accuracy"] = _accuracy(mine, "forget")
-        if leave_out is not None:
-            per_target[name]["entity_forget_accuracy"] = _accuracy(mine, "forget", leave_out)
+    per_target: dict[str, dict[str, Any]] = {}
+    for name, state in states.items():
+        by_form = accuracy_by_form(results, "forget", name)
+        per_target[name] = {"p_known": state.p_known, "unknown_fraction": state.unknown_fraction,
+                            "unknown_percentile": state.unknown_percentile, "forget_accuracy": headline(by_form),
+                            "forget_accuracy_by_form": by_form, "name_fidelity": fidelity.get(name)}
     count = max(len(states), 1)
+    forget_by_form = accuracy_by_form(results, "forget")
+    retain_by_form = accuracy_by_form(results, "retain")
     return Evaluation(
         target_p_known=sum(s.p_known for s in states.values()) / count,
         target_unknown_fraction=sum(s.unknown_fraction for s in states.values()) / count,
-        target_unknown_percentile=sum(s.unknown_percentile for s in states.values()) / count,
-        forget_accuracy=_accuracy(results, "forget"),
-        entity_forget_accuracy=None if leave_out is None else _accuracy(results, "forget", leave_out),
-        retain_accuracy=_accuracy(results, "retain"),
+        target_unknown_percentile=statistics.median(s.unknown_percentile for s in states.values()) if states else 0.0,
+        forget_accuracy=headline(forget_by_form),
+        forget_accuracy_by_form=forget_by_form,
+        stand_in_accuracy=floor.accuracy if floor else None,
+        stand_in_accuracy_by_form=dict(floor.by_form) if floor else {},
+        retain_accuracy=headline(retain_by_form),
+        retain_accuracy_by_form=retain_by_form,
+        neighbour_retain_accuracy=_share(results, "neighbour"),
+        name_fidelity=mean_fidelity,
+        name_fidelity_stand_ins=floor.name_fidelity if floor else None,
         perplexity=ppl,
         repeat_rate=repeat_rate(tokenizer, generations),
         per_target=per_target,
         facts=results,
-        context_answerable=sorted(leave_out or ()),
+        floor=floor,
     )

@@ -231,3 +231,51 @@ class Npo(Objective):
         ratio = logp - ctx.batches.forget_facts_original_logp.to(logp.device)
         loss = -(2.0 / beta) * F.logsigmoid(-beta * ratio).mean()
         return {"npo": loss.detach(), "log_ratio": ratio.mean().detach(), "total": loss}
+
+
+def _facts_tokens(ctx: StepContext, device: torch.device) -> torch.Tensor | None:
+    """Activations at the hook of every fact-prompt token of the targets but the first (the attention sink)."""
+    facts = ctx.batches.forget_facts
+    if facts is None:
+        return None
+    batch = facts.to(device)
+    acts = capture_one(ctx.model, ctx.hook, batch.input_ids, batch.attention_mask)
+    picked = batch.attention_mask.bool() & (batch.labels == -100)  # the prompt, not the answer
+    picked[:, 0] = False
+    return acts[picked]
+
+
+@register("rmu")
+class Rmu(Objective):
+    """RMU (Li et al. 2024, the WMDP paper) at the SAE's hook: the representation-based peer of sae-align.
+
+    The target's activations (every entity token of its training prompts, and its fact prompts) are pushed
+    toward ``c · ‖x‖ · u`` for a fixed random unit vector ``u`` (seeded), while the retain activations are held
+    at θ0 as in sae-align. The forget term is normalised by the target norm so λ_retain means the same here.
+    """
+
+    needs_full_forward = False
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__(config)
+        self._target: torch.Tensor | None = None
+
+    def _direction(self, ctx: StepContext, width: int, device: torch.device) -> torch.Tensor:
+        if self._target is None:
+            generator = torch.Generator().manual_seed(self.config.seed)
+            u = torch.rand(width, generator=generator)
+            scale = ctx.batches.retain_original.float().norm(dim=-1)[ctx.batches.retain.attention_mask.bool()].mean()
+            self._target = self.config.rmu_coefficient * scale * u / u.norm()
+        return self._target.to(device)
+
+    def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        device = next(ctx.model.parameters()).device
+        rows = ctx.batches.forget.to(device)
+        acts = capture_one(ctx.model, ctx.hook, rows.input_ids, rows.attention_mask)[rows.entity_mask]
+        facts = _facts_tokens(ctx, device)
+        if facts is not None:
+            acts = torch.cat([acts, facts])
+        target = self._direction(ctx, acts.shape[-1], device)
+        forget = (acts.float() - target).pow(2).sum(-1).mean() / target.pow(2).sum()
+        retain = retain_drift(ctx, self.config.retain_positions)
+        return {"forget": forget, "retain": retain, "total": forget + self.config.lambda_retain * retain}

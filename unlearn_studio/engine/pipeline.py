@@ -11,7 +11,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,16 @@ from .knownness import KNOWN, UNKNOWN, EntityStatus, classify_entities, load_cac
 from .jobs import JobCancelled, ProgressCallback
 from .latents import References, compute_references, references_cache_key
 from .models import LoadedModel, load_model, weights_fingerprint
+from .provenance import provenance as make_provenance
 from .paths import cache_dir, resources_dir
 from .runs import RunFolder, save_model_folder
 from .saes import LoadedSae, check_sae_fits_model, load_sae
-from .stand_ins import check_key, pick_stand_ins
+from .fact_checks import check_key
+from .stand_ins import pick_stand_ins
+from .weights import WeightsSnapshot
 from .trainer import TrainConfig, TrainResult, UnlearningPlan, train
 
+MIN_RETAIN_EVALUATION = 5
 OUT_OF_MEMORY = ("out of memory: lower the number of trainable layers or the retain set, use dtype bfloat16, "
                  "or choose another device or a smaller model.")
 
@@ -51,7 +54,7 @@ class UnlearnRequest:
     evaluate: bool = True
     save_model: bool = False
     verify_known: bool = True
-    retain_eval_entities: int = 20
+    retain_eval_entities: int | None = None  # at most this many of the retain split (None: all of them)
     reference_limit: int = 80  # at most this many known and this many unknown references
     before: Evaluation | None = None  # a measurement of θ0 already made for these targets (benchmarks reuse it)
 
@@ -69,13 +72,13 @@ class RunReport:
 
 
 def _fact_table(before: Evaluation, after: Evaluation) -> list[dict[str, Any]]:
+    rates = before.floor.rates if before.floor else {}
     rows = []
-    given_away = set(before.context_answerable)
     for old, new in zip(before.facts, after.facts):
         rows.append({"entity": old.check.entity, "role": old.check.role, "form": old.check.form, "prompt": old.check.prompt,
                      "answers": list(old.check.answers), "before": old.completion, "before_correct": old.correct,
                      "after": new.completion, "after_correct": new.correct,
-                     "context_answerable": check_key(old.check) in given_away})
+                     "stand_in_rate": rates.get(check_key(old.check))})
     return rows
 
 
@@ -105,10 +108,11 @@ class Session:
         self.warnings = warnings
         self.spec = spec
         # θ0 for every block at or below the hook: the only weights unlearning may change.
-        self._original = {name: p.detach().clone() for name, p in self.resettable_parameters().items()}
+        self._original = WeightsSnapshot(self.resettable_parameters())
         self._entity_data: tuple[list[Entity], list[Entity], Templates] | None = None
         self._statuses: list[EntityStatus] | None = None
         self._references: dict[str, References] = {}
+        self._sae_fingerprint: str | None = None
 
     @property
     def model(self) -> torch.nn.Module:
@@ -128,28 +132,15 @@ class Session:
         return {name: p for name, p in self.model.named_parameters() if name.startswith(names)}
 
     def is_modified(self) -> bool:
-        current = self.resettable_parameters()
-        return any(not torch.equal(current[name], original) for name, original in self._original.items())
+        return not self._original.matches()
 
     def reset(self) -> None:
         """Put the original weights θ0 back."""
-        current = self.resettable_parameters()
-        with torch.no_grad():
-            for name, original in self._original.items():
-                current[name].copy_(original)
+        self._original.restore()
 
-    @contextmanager
-    def original_weights(self) -> Iterator[None]:
+    def original_weights(self):  # noqa: ANN201 - a context manager
         """Temporarily swap θ0 in (to answer 'before'), then put the current weights back."""
-        current = self.resettable_parameters()
-        saved = {name: p.detach().clone() for name, p in current.items()}
-        self.reset()
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for name, value in saved.items():
-                    current[name].copy_(value)
+        return self._original.swapped_in()
 
     # ---- entity data, known-ness and references ---------------------------------------------------------
 
@@ -170,6 +161,16 @@ class Session:
     def original_fingerprint(self) -> str:
         return self.loaded.info.fingerprint
 
+    @property
+    def sae_fingerprint(self) -> str:
+        if self._sae_fingerprint is None:
+            self._sae_fingerprint = weights_fingerprint(self.sae.sae)
+        return self._sae_fingerprint
+
+    def provenance(self) -> dict[str, str]:
+        """Version, commit and fingerprints, for every report and benchmark row."""
+        return make_provenance(self.original_fingerprint, self.sae_fingerprint)
+
     def cached_statuses(self) -> list[EntityStatus] | None:
         if self._statuses is None:
             self._statuses = load_cached(self.original_fingerprint, self._data_key())
@@ -187,18 +188,27 @@ class Session:
         self._statuses = statuses
         return statuses
 
+    def _known_filter(self, verify: bool):  # noqa: ANN202 - a predicate on entities
+        if not verify:
+            return lambda entity: True
+        status = {s.name: s.status for s in self.classify()}
+        return lambda entity: status.get(entity.name) == KNOWN
+
     def reference_entities(self, exclude: Sequence[str] = (), *, verify: bool = True,
                            limit: int = 80, seed: int = 0) -> tuple[list[Entity], list[Entity]]:
-        """K and U: verified known / unknown entities (or every listed one when ``verify`` is off), minus ``exclude``."""
+        """K and U: verified known / unknown entities (or every listed one when ``verify`` is off), minus ``exclude``.
+
+        K comes from the candidates without a split: the tune, eval and retain splits are never references.
+        """
         candidates, fictitious, _ = self.entity_data()
         excluded = {name.lower() for name in exclude}
+        is_known = self._known_filter(verify)
         if verify:
             status = {s.name: s.status for s in self.classify()}
-            known = [e for e in candidates if status.get(e.name) == KNOWN]
             unknown = [e for e in fictitious if status.get(e.name) == UNKNOWN]
         else:
-            known, unknown = list(candidates), list(fictitious)
-        known = [e for e in known if e.name.lower() not in excluded]
+            unknown = list(fictitious)
+        known = [e for e in candidates if e.split is None and is_known(e) and e.name.lower() not in excluded]
         unknown = [e for e in unknown if e.name.lower() not in excluded]
         rng = random.Random(seed)
         if len(known) > limit:
@@ -211,11 +221,32 @@ class Session:
                             "Use a larger model, or turn off 'verify known-ness' to use the lists as they are.")
         return known, unknown
 
+    def retain_evaluation_set(self, *, verify: bool = True, limit: int | None = None) -> list[Entity]:
+        """The fixed retain set (DESIGN.md §8): the retain split's entities this model knows, the same for every run."""
+        candidates = self.entity_data()[0]
+        is_known = self._known_filter(verify)
+        chosen = [e for e in candidates if e.split == "retain" and is_known(e)]
+        total = sum(e.split == "retain" for e in candidates)
+        if len(chosen) < MIN_RETAIN_EVALUATION:
+            raise UserError(f"the model knows {len(chosen)} of the {total} entities of the retain set; at least "
+                            f"{MIN_RETAIN_EVALUATION} are needed to measure what a run keeps apart from what it trains "
+                            "on. Use a larger model, or turn off 'verify known-ness'.")
+        return chosen[:limit] if limit is not None else chosen
+
+    def neighbours(self, targets: Sequence[Entity], *, verify: bool = True) -> list[Entity]:
+        """Entities linked to the targets (listed as their ``neighbours``) that this model knows, targets left out."""
+        candidates = {e.name.lower(): e for e in self.entity_data()[0]}
+        names = {t.name.lower() for t in targets}
+        is_known = self._known_filter(verify)
+        linked = [candidates[n.lower()] for t in targets for n in t.neighbours if n.lower() in candidates]
+        unique = {e.name: e for e in linked if e.name.lower() not in names and is_known(e)}
+        return sorted(unique.values(), key=lambda e: e.name)
+
     def references(self, known: Sequence[Entity], unknown: Sequence[Entity], *, progress: ProgressCallback | None = None,
                    cancel: threading.Event | None = None) -> References:
         """θ0's reference statistics for these sets, from the disk cache when it has them."""
         templates = self.entity_data()[2].train
-        key = references_cache_key(self.original_fingerprint, weights_fingerprint(self.sae.sae), self.hook.name,
+        key = references_cache_key(self.original_fingerprint, self.sae_fingerprint, self.hook.name,
                                    [e.name for e in known], [e.name for e in unknown], templates)
         path = cache_dir("references") / f"{key}.safetensors"
         if key in self._references:
@@ -293,10 +324,12 @@ class Session:
                                progress=lambda m, f: progress_events.append(Progress(m, 0.03 + 0.1 * f)))
         yield from progress_events
         templates = self.entity_data()[2]
-        retain_eval = sorted(random.Random(1234).sample(known, min(request.retain_eval_entities, len(known))), key=lambda e: e.name)
-        # Retain accuracy is measured on entities the run never trains on.
-        held_out = {e.name for e in retain_eval}
-        retain_train = [e for e in known if e.name not in held_out] or list(known)
+        retain_eval = (self.retain_evaluation_set(verify=request.verify_known, limit=request.retain_eval_entities)
+                       if request.evaluate else [])
+        neighbours = self.neighbours(targets, verify=request.verify_known)
+        # What is measured is never trained on: the retain split is no reference, and the neighbours are left out.
+        linked = {e.name for e in neighbours}
+        retain_train = [e for e in known if e.name not in linked]
         plan = UnlearningPlan(targets=list(targets), retain=retain_train, templates=templates, references=refs)
         folder = RunFolder(request.run_dir) if request.run_dir else None
         try:
@@ -304,6 +337,9 @@ class Session:
                 "method": config.method, "targets": [t.name for t in targets], "model": self.loaded.info.name,
                 "sae": self.sae.info.source, "hook": self.hook.name, "config": config.to_dict(), "notes": notes,
                 "references": {"known": len(known), "unknown": len(unknown), "probe_train_accuracy": refs.probe_train_accuracy},
+                "templates": {"train": list(templates.train), "stop": list(templates.stop), "eval": list(templates.eval)},
+                "retain_evaluation": [e.name for e in retain_eval], "neighbours": [e.name for e in neighbours],
+                "provenance": self.provenance(),
                 "reference_points": {"known": refs.known_points.tolist(), "unknown": refs.unknown_points.tolist(),
                                      "known_names": refs.known_names, "unknown_names": refs.unknown_names},
             }
@@ -313,7 +349,8 @@ class Session:
             if request.evaluate and before is None:
                 yield Progress("measuring the model before unlearning", 0.15)
                 before = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates,
-                                  cancel=cancel, stand_ins=pick_stand_ins(targets, unknown))
+                                  neighbours=neighbours, cancel=cancel,
+                                  stand_ins=pick_stand_ins(targets, self.entity_data()[1]))
             result: TrainResult | None = None
             for event in train(self.model, self.tokenizer, self.sae.sae, self.hook, plan, config, cancel):
                 if isinstance(event, StepProgress) and folder:
@@ -335,7 +372,7 @@ class Session:
             if request.evaluate:
                 yield Progress("measuring the model after unlearning", 0.95)
                 after = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates,
-                                 cancel=cancel, given_away=before.context_answerable if before else None)
+                                 neighbours=neighbours, cancel=cancel, floor=before.floor if before else None)
             report.update(steps=result.steps_done, seconds=round(time.perf_counter() - started, 2),
                           train_seconds=round(result.seconds, 2), stopped=result.stopped, message=result.message)
             if before and after:

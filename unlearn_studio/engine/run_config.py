@@ -42,7 +42,7 @@ class TrainConfig(Settings):
                                  "known side until it sits where unknown entities sit", minimum=0.0, methods=ALIGN,
                                  label="λ away")
     lambda_retain: float = setting(1.0, help="λ_retain: weight of keeping everything else where it was",
-                                   minimum=0.0, methods=("sae-align", "grad-diff"), label="λ retain")
+                                   minimum=0.0, methods=("sae-align", "grad-diff", "rmu"), label="λ retain")
     positions: str = setting("all", help="align the last token of the entity name, or every token of it",
                              choices=POSITIONS, methods=ALIGN)
     space: str = setting("code+residual", help="where the pull happens: the SAE code; plus the SAE's reconstruction "
@@ -51,11 +51,14 @@ class TrainConfig(Settings):
                                   minimum=0.0, methods=ALIGN, label="λ space", advanced=True)
     retain_positions: str = setting("last", help="which tokens of the retain prompts keep their original activations: "
                                     "the last entity token, every entity token, or every token",
-                                    choices=RETAIN_POSITIONS, methods=ALIGN, label="Retain tokens")
+                                    choices=RETAIN_POSITIONS, methods=("sae-align", "rmu"), label="Retain tokens")
     fact_contexts: bool = setting(False, help="also align the target where it appears inside its own fact prompts",
                                   methods=ALIGN)
     retain_fact_prompts: bool = setting(False, help="also hold the retain entities' own fact prompts (never the "
                                         "evaluated ones)", methods=ALIGN)
+    rmu_coefficient: float = setting(6.0, help="RMU's c: the target's activations are pushed toward a random unit "
+                                     "direction times c × the mean activation norm at the hook", minimum=0.0,
+                                     methods=("rmu",), label="RMU c")
     beta: float = setting(0.1, help="NPO's β (inverse temperature of the preference loss)", minimum=0.001,
                           methods=("npo",), label="β")
     retain_entities: int = setting(24, help="retain entities held per run", minimum=1, advanced=True)

@@ -1,15 +1,12 @@
-"""Which fact checks the prompt gives away: asked about an entity the model has never heard of, it still answers.
+"""The stand-in floor: each fact check asked about entities the model has never heard of.
 
-A model that has truly forgotten a target should answer its fact prompts the way it
-answers them for a fictitious entity (the paper's definition of forgetting). Some
-prompts carry their answer in the context ("… created by Sir Arthur" → "Conan Doyle",
-"E =" → "mc²"): the original model completes them correctly for a made-up name too, so
-a correct answer there measures the context, not the entity. We mark such checks by
-asking the original model each one with the target's name replaced by fictitious
-stand-ins; the forget accuracy over the other checks is the entity-dependent one. One
-stand-in in three is enough: the model completes such prompts for plain names ("John
-Smith was created by Sir Arthur" → "Conan Doyle") and only half-way for unusual ones
-("… Sir Arthur" → "Conanard").
+A model that has truly forgotten a target should answer its questions the way it answers
+them for a fictitious entity (the paper's definition of forgetting). So each check is
+also asked, with the original weights, with the target's name replaced by fictitious
+stand-ins: their accuracy is what "answered like an unknown entity" scores (DESIGN.md §4).
+A prompt that carries its answer ("… created by Sir Arthur" → "Conan Doyle") shows up as
+a check with a high stand-in rate; the shipped evaluation facts are written to stay at
+most one stand-in in six.
 """
 
 from __future__ import annotations
@@ -17,13 +14,12 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from .entities import Entity
-from .fact_checks import FactCheck, check_key, run_fact_checks
+from .fact_checks import FactCheck, accuracy_by_form, check_key, headline, name_fidelity, run_fact_checks
 
 STAND_INS_PER_TARGET = 6
-GIVEN_AWAY_SHARE = 1 / 3  # a check is given away when at least this share of the stand-ins answer it
 
 
 def pick_stand_ins(targets: Sequence[Entity], unknown: Sequence[Entity], count: int = STAND_INS_PER_TARGET) -> dict[str, list[str]]:
@@ -42,19 +38,40 @@ def substitute(prompt: str, name: str, stand_in: str) -> str | None:
     return pattern.sub(stand_in, prompt) if pattern.search(prompt) else None
 
 
-def context_answerable(model, tokenizer, checks: Sequence[FactCheck], stand_ins: dict[str, list[str]],
-                       cancel: threading.Event | None = None) -> list[str]:
-    """Keys of the checks that enough stand-ins answer correctly with the current weights (call it with θ0)."""
+@dataclass(frozen=True)
+class StandInFloor:
+    """What "answered like an unknown entity" scores: the checks asked about fictitious stand-ins with θ0."""
+
+    rates: dict[str, float]  # check key -> share of its stand-ins answered correctly
+    by_form: dict[str, float]  # per form, the stand-in checks' accuracy
+    name_fidelity: float | None  # chat answers about the stand-ins that write their name exactly
+
+    @property
+    def accuracy(self) -> float | None:
+        return headline(self.by_form)
+
+
+def stand_in_floor(model, tokenizer, checks: Sequence[FactCheck], stand_ins: dict[str, list[str]],
+                   cancel: threading.Event | None = None) -> StandInFloor:
+    """Ask each check with the target's name replaced by each of its stand-ins (call it with θ0).
+
+    Reverse queries name the target in their answers, not their prompt: they have no stand-in version.
+    """
     owner_of: dict[FactCheck, str] = {}  # stand-in check -> key of the target's check
     for check in checks:
         for stand_in in stand_ins.get(check.entity, []):
             prompt = substitute(check.prompt, check.entity, stand_in)
             if prompt is not None:
                 owner_of[replace(check, entity=stand_in, prompt=prompt)] = check_key(check)
+    results = run_fact_checks(model, tokenizer, list(owner_of), cancel)
     asked: dict[str, int] = {}
     correct: dict[str, int] = {}
-    for result in run_fact_checks(model, tokenizer, list(owner_of), cancel):  # grouped by form, not in input order
+    for result in results:
         key = owner_of[result.check]
         asked[key] = asked.get(key, 0) + 1
         correct[key] = correct.get(key, 0) + result.correct
-    return sorted(key for key, hits in correct.items() if hits >= GIVEN_AWAY_SHARE * asked[key])
+    roles = {check.role for check in checks}
+    by_form = {form: acc for role in roles for form, acc in accuracy_by_form(results, role).items()}
+    fidelity = name_fidelity(model, tokenizer, sorted({n for names in stand_ins.values() for n in names}))
+    mean_fidelity = sum(fidelity.values()) / len(fidelity) if fidelity else None
+    return StandInFloor({key: correct[key] / asked[key] for key in asked}, by_form, mean_fidelity)

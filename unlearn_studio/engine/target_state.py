@@ -19,7 +19,7 @@ def prompt_batches(tokenizer, targets: Sequence[Entity], templates: Sequence[str
 
 
 def measure_targets(model, sae, hook: HookPoint, references: References, batches: dict[str, EntityBatch]) -> dict[str, TargetState]:
-    """Each target's P(known), unknown fraction and percentile, 2-D point and top-latent activations."""
+    """Each target's P(known), unknown fraction, median unknown percentile, 2-D point and top-latent activations."""
     states = {}
     known_latents, unknown_latents = references.top_known_latents, references.top_unknown_latents
     sae_dtype = next(sae.parameters()).dtype
@@ -33,7 +33,8 @@ def measure_targets(model, sae, hook: HookPoint, references: References, batches
         states[name] = TargetState(
             p_known=float(p.mean()),
             unknown_fraction=float((p < 0.5).float().mean()),
-            unknown_percentile=float(references.unknown_percentile(mean_code)[0]),
+            # Per prompt, as the unknown references' own distances are: the mean code sits nearer μ_U than any prompt.
+            unknown_percentile=float(references.unknown_percentile(codes).quantile(0.5)),
             point=(float(point[0]), float(point[1])),
             known_latents=tuple(float(mean_code[0, i]) for i in known_latents),
             unknown_latents=tuple(float(mean_code[0, i]) for i in unknown_latents),

@@ -7,21 +7,26 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidg
 
 from ..app_model import AppModel
 
-COLUMNS = ("Entity", "Role", "Form", "Prompt", "Before", "After")
+COLUMNS = ("Entity", "Role", "Form", "Prompt", "Stand-ins", "Before", "After")
 RIGHT, WRONG = "✔", "✘"
-GIVEN_AWAY_TIP = ("The original model answers this prompt correctly for fictitious entities too: the context gives the "
-                  "answer away, so it is left out of the entity-dependent forget accuracy.")
+STAND_IN_TIP = ("Share of fictitious stand-ins (the target's name replaced) the original model answers this check "
+                "for: what “answered like an unknown entity” scores. High means the prompt gives its answer away.")
 
 
 def _pct(value: object) -> str:
     return "not measured" if value is None else f"{100 * float(value):.0f} %"
 
 
-def _entity_dependent(before: dict, after: dict) -> str:
-    if before.get("entity_forget_accuracy") is None:
+def _floor(before: dict) -> str:
+    if before.get("stand_in_accuracy") is None:
         return ""
-    return (f" ({_pct(before.get('entity_forget_accuracy'))} → {_pct(after.get('entity_forget_accuracy'))} "
-            "leaving out the prompts that give the answer away)")
+    return f" (fictitious stand-ins: {_pct(before.get('stand_in_accuracy'))})"
+
+
+def _by_form(before: dict, after: dict) -> str:
+    forms = before.get("forget_accuracy_by_form") or {}
+    later = after.get("forget_accuracy_by_form") or {}
+    return ", ".join(f"{form.replace('_', ' ')} {_pct(value)} → {_pct(later.get(form))}" for form, value in forms.items())
 
 
 def _num(value: object, fmt: str = ".2f") -> str:
@@ -60,26 +65,30 @@ class FactsPanel(QWidget):
                 f"<b>Targets</b> P(known) {_num(before.get('target_p_known'))} → {_num(after.get('target_p_known'))}, "
                 f"read as unknown {_pct(before.get('target_unknown_fraction'))} → {_pct(after.get('target_unknown_fraction'))}, "
                 f"facts right {_pct(before.get('forget_accuracy'))} → {_pct(after.get('forget_accuracy'))}"
-                f"{_entity_dependent(before, after)} · "
-                f"<b>Retain</b> facts right {_pct(before.get('retain_accuracy'))} → {_pct(after.get('retain_accuracy'))} · "
+                f"{_floor(before)}, name written {_pct(before.get('name_fidelity'))} → {_pct(after.get('name_fidelity'))} · "
+                f"<b>Retain</b> facts right {_pct(before.get('retain_accuracy'))} → {_pct(after.get('retain_accuracy'))}, "
+                f"neighbours {_pct(before.get('neighbour_retain_accuracy'))} → {_pct(after.get('neighbour_retain_accuracy'))} · "
                 f"<b>Perplexity</b> {_num(before.get('perplexity'), '.1f')} → {_num(after.get('perplexity'), '.1f')}")
+            self.summary.setToolTip("Facts right per form (the headline is the mean over the forms no method trains "
+                                    "on, so not “completion”): " + _by_form(before, after))
         else:
             self.summary.setText("This run was not measured before/after (turn on “Measure before/after”).")
         self.table.setRowCount(0)
         for row in rows:
             index = self.table.rowCount()
             self.table.insertRow(index)
-            form = row.get("form", "") + (" (given away)" if row.get("context_answerable") else "")
-            cells = [row.get("entity", ""), row.get("role", ""), form, row.get("prompt", ""),
+            rate = row.get("stand_in_rate")
+            cells = [row.get("entity", ""), row.get("role", ""), row.get("form", "").replace("_", " "), row.get("prompt", ""),
+                     "" if rate is None else f"{100 * rate:.0f} %",
                      f"{RIGHT if row.get('before_correct') else WRONG} {str(row.get('before', '')).strip()}",
                      f"{RIGHT if row.get('after_correct') else WRONG} {str(row.get('after', '')).strip()}"]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text.replace("\n", " ")[:120])
-                if column == 2 and row.get("context_answerable"):
-                    item.setToolTip(GIVEN_AWAY_TIP)
+                if column == 4:
+                    item.setToolTip(STAND_IN_TIP)
                 if column == 3:
                     item.setToolTip(f"{row.get('prompt')}\nexpected: {', '.join(row.get('answers', []))}")
-                if column in (4, 5):
-                    correct = row.get("before_correct" if column == 4 else "after_correct")
+                if column in (5, 6):
+                    correct = row.get("before_correct" if column == 5 else "after_correct")
                     item.setForeground(QBrush(QColor("#2f855a" if correct else "#c53030")))
                 self.table.setItem(index, column, item)
