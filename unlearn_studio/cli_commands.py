@@ -28,9 +28,13 @@ def _fmt(value: Any) -> str:
 def print_before_after(report: dict[str, Any]) -> None:
     before, after = report.get("before", {}), report.get("after", {})
     print(f"{report['method']} on {', '.join(report['targets'])}: {report['steps']} steps, {report['seconds']:.1f} s ({report['stopped']})")
-    print(f"{'measure':28s} {'before':>12s} {'after':>12s}")
-    for key in before:
-        print(f"{key:28s} {_fmt(before[key]):>12s} {_fmt(after.get(key)):>12s}")
+    print(f"{'measure (eval templates and forms)':36s} {'before':>12s} {'after':>12s}")
+    for key, value in before.items():
+        if isinstance(value, dict):  # per form, indented under its headline
+            for form, accuracy in value.items():
+                print(f"  {form:34s} {_fmt(accuracy):>12s} {_fmt(after.get(key, {}).get(form)):>12s}")
+        else:
+            print(f"{key:36s} {_fmt(value):>12s} {_fmt(after.get(key)):>12s}")
     if "run_dir" in report:
         print(f"run folder: {report['run_dir']}")
 

@@ -1,0 +1,123 @@
+"""The evaluation protocol (DESIGN.md §4, §8) on the tiny model: what report.json holds and what each measure means."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.engine_helpers import events_of, tiny_request, tiny_session
+from unlearn_studio.engine import fact_checks as fact_checks_module
+from unlearn_studio.engine.entities import Entity, Fact, ReverseQuery, load_templates
+from unlearn_studio.engine.events import Finished
+from unlearn_studio.engine.fact_checks import HEADLINE_FORMS, accuracy_by_form, fact_checks, headline, run_fact_checks
+
+EINSTEIN = Entity("Albert Einstein", "person", (
+    Fact("Albert Einstein developed the theory of", ("relativity",), question="Which theory did Albert Einstein develop?",
+         paraphrases=("The theory made famous by Albert Einstein is",),
+         fill_in_blank="Physics students learn the ideas of Albert Einstein, above all his theory of"),),
+    reverse=(ReverseQuery("The theory of relativity was developed by", ("Albert Einstein", "Einstein")),),
+    passage="Albert Einstein spent his later years in Princeton and played the violin.")
+
+
+@pytest.fixture(scope="module")
+def session(tiny_model_dir, tiny_sae_dir, tmp_path_factory):
+    import os
+
+    os.environ["UNLEARN_STUDIO_DATA"] = str(tmp_path_factory.mktemp("protocol-data"))
+    return tiny_session(tiny_model_dir, tiny_sae_dir)
+
+
+@pytest.fixture(scope="module")
+def report(session, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "run"
+    events = events_of(session, tiny_request(session, evaluate=True, run_dir=run))
+    next(e for e in events if isinstance(e, Finished))
+    session.reset()
+    return json.loads((run / "report.json").read_text())
+
+
+def test_every_form_has_a_check_and_completion_is_not_in_the_headline():
+    checks = fact_checks([EINSTEIN], "forget")
+    assert {c.form for c in checks} == set(fact_checks_module.FORMS)
+    assert "completion" not in HEADLINE_FORMS and "reverse" in HEADLINE_FORMS
+    in_context = next(c for c in checks if c.form == "in_context")
+    assert in_context.prompt.startswith(EINSTEIN.passage) and in_context.prompt.endswith(EINSTEIN.facts[0].prompt)
+
+
+def test_a_reverse_query_that_names_the_target_counts_as_correct(monkeypatch):
+    def names_einstein(model, tokenizer, prompts, max_new_tokens, chat):  # noqa: ANN001
+        return [" Albert Einstein in 1905." if p.startswith("The theory of relativity") else " nothing" for p in prompts]
+
+    monkeypatch.setattr(fact_checks_module, "complete", names_einstein)
+    results = run_fact_checks(None, None, fact_checks([EINSTEIN], "forget"))
+    by_form = accuracy_by_form(results, "forget")
+    assert by_form["reverse"] == 1.0 and by_form["completion"] == 0.0
+    assert headline(by_form) == pytest.approx(1 / len(HEADLINE_FORMS))  # the mean over forms, not over checks
+
+
+def test_the_three_template_sets_never_overlap():
+    templates = load_templates()
+    sets = [set(templates.train), set(templates.stop), set(templates.eval)]
+    assert all(sets) and not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+
+
+def test_report_records_the_protocol(report):
+    for when in ("before", "after"):
+        measured = report[when]
+        for key in ("forget_accuracy", "forget_accuracy_by_form", "stand_in_accuracy", "retain_accuracy",
+                    "neighbour_retain_accuracy", "name_fidelity", "target_unknown_percentile", "target_p_known"):
+            assert key in measured, (when, key)
+        assert "completion" in measured["forget_accuracy_by_form"]
+        assert set(measured["forget_accuracy_by_form"]) >= {"paraphrase", "chat", "reverse", "role_play"}
+    templates = load_templates()
+    assert report["templates"] == {"train": list(templates.train), "stop": list(templates.stop), "eval": list(templates.eval)}
+    provenance = report["provenance"]
+    assert set(provenance) == {"version", "commit", "model_fingerprint", "sae_fingerprint"}
+    assert provenance["commit"] != "" and len(provenance["sae_fingerprint"]) >= 8
+
+
+def test_the_retain_measure_uses_the_fixed_retain_split_only(report, session):
+    retain_split = {e.name for e in session.entity_data()[0] if e.split == "retain"}
+    measured = set(report["retain_evaluation"])
+    assert measured and measured <= retain_split
+    assert not measured & set(report["targets"])
+
+
+def test_p_known_and_the_percentile_come_from_the_eval_templates(session, monkeypatch):
+    from unlearn_studio.engine import evaluate as evaluate_module
+
+    seen: list[list[str]] = []
+    real = evaluate_module.prompt_batches
+    monkeypatch.setattr(evaluate_module, "prompt_batches",
+                        lambda tokenizer, targets, templates: seen.append(list(templates)) or real(tokenizer, targets, templates))
+    events_of(session, tiny_request(session, evaluate=True))
+    session.reset()
+    assert seen and all(t == list(load_templates().eval) for t in seen)
+
+
+def test_the_unknown_percentile_is_per_prompt_not_of_the_mean_code(session):
+    """A mean over prompts sits nearer μ_U than the prompts do: the percentile must be the median of per-prompt ranks."""
+    from unlearn_studio.engine.target_state import measure_targets, prompt_batches
+
+    refs = next(iter(session._references.values()))
+    batch = prompt_batches(session.tokenizer, [Entity("Port Aldermere")], load_templates().eval)
+    state = measure_targets(session.model, session.sae.sae, session.hook, refs, batch)["Port Aldermere"]
+    from unlearn_studio.engine.latents import batch_activations
+
+    codes = session.sae.sae.encode(batch_activations(session.model, session.hook, batch["Port Aldermere"])).float()
+    expected = float(refs.unknown_percentile(codes).quantile(0.5))
+    assert state.unknown_percentile == pytest.approx(expected)
+
+
+def test_name_fidelity_is_the_share_of_answers_writing_the_name_exactly(monkeypatch):
+    answers = iter([" Albert Einstein was a physicist.", " Albert Einstien was", " albert  einstein, the"])
+    monkeypatch.setattr(fact_checks_module, "complete", lambda *a, **k: [next(answers) for _ in range(3)])
+    assert fact_checks_module.name_fidelity(None, None, ["Albert Einstein"]) == {"Albert Einstein": pytest.approx(2 / 3)}
+
+
+def test_rmu_pushes_the_target_toward_a_fixed_random_direction(session):
+    result = [e for e in events_of(session, tiny_request(session, method="rmu", steps=4, lr=1e-3))]
+    session.reset()
+    steps = [e for e in result if type(e).__name__ == "StepProgress"]
+    assert len(steps) == 4 and steps[-1].losses["forget"] < steps[0].losses["forget"]
