@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", nargs="+", default=["tune", "eval", "retain"])
     parser.add_argument("--only", nargs="+", help="entity names, whatever their split (default: every entity of --splits)")
+    parser.add_argument("--forms", nargs="+", choices=list(FORMS), default=list(FORMS))
     parser.add_argument("--out", type=Path, help="JSON file for every check's result")
     args = parser.parse_args(argv)
 
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no entity matches --splits/--only", file=sys.stderr)
         return 2
     stand_ins = pick_stand_ins(entities, load_unknown_entities())
-    checks = [c for e in entities for c in checks_of(e)]
+    checks = [c for e in entities for c in checks_of(e) if c.form in args.forms]
     asked: list[tuple[int, Check]] = []
     for index, check in enumerate(checks):
         for name in stand_ins[check.entity]:

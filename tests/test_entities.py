@@ -16,6 +16,7 @@ from unlearn_studio.engine.entities import (
     Entity,
     EntityDataError,
     Fact,
+    ReverseQuery,
     TargetNameError,
     answer_matches,
     fill_template,
@@ -102,6 +103,99 @@ def _template_words(template: str) -> str:
     return " ".join(re.sub(r"[^\w]+", " ", template.replace("{entity}", " ").lower()).split())
 
 
+# ----------------------------------------------------------------- evaluation splits (DESIGN.md §8)
+
+TUNE_TARGETS = ("Eiffel Tower", "Harry Potter", "Sherlock Holmes", "Albert Einstein", "Barack Obama")
+MAIN_TYPES = ("person", "place", "work", "organisation")
+
+
+def _split(name: str) -> list[Entity]:
+    return [e for e in load_known_candidates() if e.split == name]
+
+
+def _normalised(text: str) -> str:
+    return f" {ent._normalise(text)} "
+
+
+def _fact_text(entity: Entity) -> str:
+    parts = []
+    for fact in entity.facts:
+        parts += [fact.prompt, fact.question or "", fact.fill_in_blank or "", *fact.paraphrases, *fact.answers]
+    return _normalised(" ".join(parts))
+
+
+def _linked(a: Entity, b: Entity) -> bool:
+    """They share an answer, or one's name occurs in the other's facts."""
+    answers = [{_normalised(x) for f in e.facts for x in f.answers} for e in (a, b)]
+    return bool(answers[0] & answers[1]) or _normalised(a.name) in _fact_text(b) or _normalised(b.name) in _fact_text(a)
+
+
+def test_splits_have_the_sizes_and_types_of_the_protocol() -> None:
+    tune, evaluation, retain = _split("tune"), _split("eval"), _split("retain")
+    assert set(TUNE_TARGETS) <= {e.name for e in tune} and len(tune) <= 10
+    assert len(evaluation) >= 24 and len(retain) >= 32
+    for chosen in (evaluation, retain):
+        assert {e.type for e in chosen} >= set(MAIN_TYPES)
+    assert ent.load_split("eval") == evaluation
+    with pytest.raises(ValueError, match="split must be one of"):
+        ent.load_split("heldout")
+
+
+def test_eval_entities_are_not_linked_to_tune_entities() -> None:
+    """Settings chosen on tune must not have seen an eval entity: neither names the other, none is a tune neighbour."""
+    for target in _split("eval"):
+        for tuned in _split("tune"):
+            assert _normalised(tuned.name) not in _fact_text(target), (target.name, tuned.name)
+            assert _normalised(target.name) not in _fact_text(tuned), (target.name, tuned.name)
+            assert target.name not in tuned.neighbours
+
+
+@pytest.mark.parametrize("split", ["tune", "eval", "retain"])
+def test_split_entities_have_data_for_every_form(split: str) -> None:
+    for e in _split(split):
+        name = _normalised(e.name)
+        for f in e.facts:
+            blank = f.fill_in_blank
+            assert blank and e.name in blank and not blank.startswith(e.name), (e.name, blank)  # name mid-sentence
+            assert not blank.endswith(f.answers), blank
+            assert blank not in (f.prompt, *f.paraphrases)
+        assert e.reverse, e.name
+        for query in e.reverse:
+            assert name not in _normalised(query.prompt), query.prompt  # the target is what is asked for
+            assert e.name in query.answers, (e.name, query)
+        assert e.passage and e.name in e.passage
+        for f in e.facts:
+            copied = ent.without_copied_answers(Entity(e.name, e.type, (f,))).facts
+            assert not copied or not answer_matches(e.passage, copied[0].answers), (e.name, f.answers)
+
+
+@pytest.mark.parametrize("split", ["tune", "eval"])
+def test_neighbours_are_linked_entries_with_facts(split: str) -> None:
+    by_name = {e.name: e for e in load_known_candidates()}
+    for e in _split(split):
+        assert len(e.neighbours) >= 2, e.name
+        assert len(set(e.neighbours)) == len(e.neighbours) and e.name not in e.neighbours
+        for neighbour in e.neighbours:
+            assert neighbour in by_name and by_name[neighbour].facts, (e.name, neighbour)
+            assert _linked(e, by_name[neighbour]), (e.name, neighbour)
+        assert [n.name for n in ent.neighbours_of(e)] == list(e.neighbours)
+
+
+@pytest.mark.demo
+def test_the_demo_model_knows_the_eval_and_retain_entities(demo_model_dir) -> None:
+    """≥ 24 eval and ≥ 32 retain entities answer ≥ 2 of their facts (the known test of engine/knownness.py)."""
+    from unlearn_studio.engine.knownness import KNOWN, classify_entities
+    from unlearn_studio.engine.models import load_model
+
+    loaded = load_model(demo_model_dir, device="cpu")
+    chosen = _split("eval") + _split("retain")
+    statuses = {s.name: s.status for s in classify_entities(loaded.model, loaded.tokenizer, chosen, [])}
+    known = {split: [e for e in _split(split) if statuses[e.name] == KNOWN] for split in ("eval", "retain")}
+    assert len(known["eval"]) >= 24 and len(known["retain"]) >= 32, {k: len(v) for k, v in known.items()}
+    for split, entities in known.items():
+        assert {e.type for e in entities} >= set(MAIN_TYPES), split
+
+
 def test_templates_valid_disjoint_and_not_near_duplicates() -> None:
     t = load_templates()
     assert len(t.train) >= 16 and len(t.stop) >= 8 and len(t.eval) >= 12
@@ -165,6 +259,38 @@ def test_load_shipped_file_through_user_loader() -> None:
     assert len(load_facts_file(resources_dir() / "entities" / "known.json")) >= 150
 
 
+def test_load_facts_file_reads_the_evaluation_keys(tmp_path: Path) -> None:
+    p = _write(tmp_path, json.dumps([{
+        "entity": "Marie Curie", "type": "person", "split": "eval",
+        "facts": [{"prompt": "Marie Curie researched", "answers": ["radium"],
+                   "fill_in_blank": "In Paris, the scientist Marie Curie researched"}],
+        "reverse": [{"prompt": "Radium was discovered by", "answers": ["Marie Curie", "Curie"]}],
+        "passage": "Marie Curie was born in Warsaw.", "neighbours": ["Pierre  Curie"],
+    }]))
+    [e] = load_facts_file(p)
+    assert e.split == "eval" and e.passage == "Marie Curie was born in Warsaw." and e.neighbours == ("Pierre Curie",)
+    assert e.facts[0].fill_in_blank == "In Paris, the scientist Marie Curie researched"
+    assert e.reverse == (ReverseQuery("Radium was discovered by", ("Marie Curie", "Curie")),)
+    [plain] = load_facts_file(_write(tmp_path, json.dumps([{"entity": "X", "facts": [{"prompt": "X is", "answers": ["a"]}]}])))
+    assert (plain.split, plain.reverse, plain.passage, plain.neighbours, plain.facts[0].fill_in_blank) == (None, (), None, (), None)
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    ({"split": "test"}, "'split' must be one of tune, eval, retain"),
+    ({"reverse": "Radium was discovered by"}, "'reverse' must be a list"),
+    ({"reverse": [{"prompt": "Who?", "answer": ["X"]}]}, "reverse[1]: unknown key 'answer'"),
+    ({"reverse": [{"prompt": "Who?", "answers": []}]}, "reverse[1]: 'answers' must be a non-empty list"),
+    ({"passage": ""}, "'passage' must be a non-empty string"),
+    ({"neighbours": "Y"}, "'neighbours' must be a list of entity names"),
+    ({"facts": [{"prompt": "X is", "answers": ["a"], "fill_in_blank": 3}]}, "'fill_in_blank' must be a non-empty string"),
+])
+def test_evaluation_key_errors(tmp_path: Path, extra, fragment) -> None:
+    p = _write(tmp_path, json.dumps([{"entity": "X", "facts": [{"prompt": "X is", "answers": ["a"]}], **extra}]))
+    with pytest.raises(EntityDataError) as info:
+        load_facts_file(p)
+    assert fragment in str(info.value) and "entry 1" in str(info.value)
+
+
 def test_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
     p = _write(tmp_path, '[\n  {"entity": "Marie Curie",\n   "facts": [}\n]')
     with pytest.raises(EntityDataError) as info:
@@ -223,6 +349,37 @@ def test_empty_list_duplicates_missing_file(tmp_path: Path) -> None:
         load_facts_file(_write(tmp_path, json.dumps(dup)))
     with pytest.raises(EntityDataError, match="not found"):
         load_facts_file(tmp_path / "nope.json")
+
+
+def _shipped_entry(name: str, **extra) -> dict:
+    return {"name": name, "type": "person", "facts": [
+        {"prompt": f"{name} {i}", "answers": ["x"], "question": f"{name}?", "paraphrases": [f"{name} a", f"{name} b"],
+         "fill_in_blank": f"Then {name} {i}"} for i in range(2)], **extra}
+
+
+@pytest.mark.parametrize("entry, fragment", [
+    (_shipped_entry("A", split="retain", reverse=[{"prompt": "Who?", "answers": ["A"]}]), "need 'reverse' queries and a 'passage'"),
+    (_shipped_entry("A", split="retain", passage="A once said x."), "need 'reverse' queries and a 'passage'"),
+    (_shipped_entry("A", passage="A once said x."), "the passage contains the answer 'x'"),
+    (_shipped_entry("A", split="eval", reverse=[{"prompt": "Who?", "answers": ["A"]}], passage="A is.",
+                    neighbours=["B"]), "need at least 2 'neighbours'"),
+    (_shipped_entry("A", neighbours=["C", "B"]), "neighbour 'C' is not another entry"),
+])
+def test_shipped_evaluation_data_is_checked(tmp_path: Path, monkeypatch, entry, fragment) -> None:
+    (tmp_path / "entities").mkdir()
+    (tmp_path / "entities" / "known.json").write_text(json.dumps([entry, _shipped_entry("B")]))
+    monkeypatch.setattr(ent, "resources_dir", lambda: tmp_path)
+    ent._shipped.cache_clear()
+    try:
+        with pytest.raises(EntityDataError, match=re.escape(fragment)):
+            ent._shipped("known")
+        fine = _shipped_entry("A", split="eval", reverse=[{"prompt": "Who?", "answers": ["A"]}], passage="A is.",
+                              neighbours=["B", "C"])
+        (tmp_path / "entities" / "known.json").write_text(json.dumps([fine, _shipped_entry("B"), _shipped_entry("C")]))
+        ent._shipped.cache_clear()
+        assert ent._shipped("known")[0].neighbours == ("B", "C")
+    finally:
+        ent._shipped.cache_clear()
 
 
 def test_broken_shipped_resource_fails_loudly(tmp_path: Path, monkeypatch) -> None:
