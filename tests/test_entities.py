@@ -382,6 +382,23 @@ def test_shipped_evaluation_data_is_checked(tmp_path: Path, monkeypatch, entry, 
         ent._shipped.cache_clear()
 
 
+def test_knownness_holdout_is_a_split_value_but_not_an_evaluation_split(tmp_path: Path, monkeypatch) -> None:
+    """lesser_known.json marks its held-out third "knownness_holdout": accepted without the per-form data, never a split."""
+    (tmp_path / "entities").mkdir()
+    bare = {"name": "A", "type": "person", "split": ent.HOLDOUT_SPLIT,
+            "facts": [{"prompt": f"A {i}", "answers": ["x"], "question": "A?"} for i in range(2)]}
+    (tmp_path / "entities" / "known.json").write_text(json.dumps([bare, _shipped_entry("B")]))
+    monkeypatch.setattr(ent, "resources_dir", lambda: tmp_path)
+    ent._shipped.cache_clear()
+    try:
+        assert [e.split for e in ent._shipped("known")] == ["knownness_holdout", None]
+    finally:
+        ent._shipped.cache_clear()
+    assert ent.HOLDOUT_SPLIT not in ent.SPLITS and ent.SPLITS == ("tune", "eval", "retain")
+    with pytest.raises(ValueError, match="split must be one of tune, eval, retain,"):
+        ent.load_split(ent.HOLDOUT_SPLIT)
+
+
 def test_broken_shipped_resource_fails_loudly(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "entities").mkdir()
     good = [{"name": "A", "type": "person", "facts": [

@@ -24,6 +24,7 @@ from .paths import resources_dir
 __all__ = [
     "ENTITY_TYPES",
     "SPLITS",
+    "HOLDOUT_SPLIT",
     "Fact",
     "ReverseQuery",
     "Entity",
@@ -47,6 +48,10 @@ ENTITY_TYPES = ("person", "place", "work", "organisation", "other")
 # DESIGN.md §8: settings may be chosen on "tune"; "eval" is never used for a choice; "retain" is the fixed
 # retain-evaluation set. Entities without a split are references and the retain set a run trains on.
 SPLITS = ("tune", "eval", "retain")
+# The held-out part of resources/entities/lesser_known.json (bench/knownness.py): never a reference, never trained
+# on, and not one of the evaluation splits above (it needs none of their per-form data).
+HOLDOUT_SPLIT = "knownness_holdout"
+_ENTRY_SPLITS = (*SPLITS, HOLDOUT_SPLIT)
 
 PLACEHOLDER = "{entity}"
 MAX_NAME_LENGTH = 200
@@ -85,7 +90,7 @@ class Entity:
     name: str
     type: str = "other"
     facts: tuple[Fact, ...] = ()
-    split: str | None = None  # one of SPLITS; None: reference / retain-training pool
+    split: str | None = None  # one of SPLITS or HOLDOUT_SPLIT; None: reference / retain-training pool
     reverse: tuple[ReverseQuery, ...] = ()
     passage: str | None = None  # neutral sentences about the entity holding none of its facts' answers
     neighbours: tuple[str, ...] = ()  # names of linked entities (they share an answer or appear in its facts)
@@ -215,8 +220,8 @@ def _parse_reverse(raw: Any, where: str) -> tuple[ReverseQuery, ...]:
 def _parse_extras(raw: dict, where: str) -> dict[str, Any]:
     """The optional evaluation keys of an entry: split, reverse, passage, neighbours."""
     split = raw.get("split")
-    if split is not None and split not in SPLITS:
-        raise EntityDataError(f"{where}: 'split' must be one of {', '.join(SPLITS)} or absent, got {split!r}")
+    if split is not None and split not in _ENTRY_SPLITS:
+        raise EntityDataError(f"{where}: 'split' must be one of {', '.join(_ENTRY_SPLITS)} or absent, got {split!r}")
     neighbours = raw.get("neighbours", [])
     if neighbours is None:
         neighbours = []
@@ -304,9 +309,9 @@ def _check_shipped(entities: list[Entity], path: Path, min_facts: int = 2) -> No
                 raise EntityDataError(f"{where}: facts[{i}]: 'question' is required in shipped data")
             if fact.prompt in fact.paraphrases:
                 raise EntityDataError(f"{where}: facts[{i}]: a paraphrase repeats the prompt")
-            if ent.split is not None and fact.fill_in_blank is None:
+            if ent.split in SPLITS and fact.fill_in_blank is None:
                 raise EntityDataError(f"{where}: facts[{i}]: 'fill_in_blank' is required for {ent.split} entities")
-        if ent.split is not None and (not ent.reverse or ent.passage is None):
+        if ent.split in SPLITS and (not ent.reverse or ent.passage is None):
             raise EntityDataError(f"{where}: {ent.split} entities need 'reverse' queries and a 'passage'")
         if ent.passage is not None:
             given = [a for f in without_copied_answers(ent).facts for a in f.answers if answer_matches(ent.passage, [a])]
