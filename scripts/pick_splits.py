@@ -3,7 +3,9 @@
 Eval and retain entities are drawn with a seeded random choice, per type, among the candidates the demo
 model knows (the output of ``unlearn-studio classify --demo --all``), never by hand. Eval leaves out
 every candidate linked to a tune target (one names the other in its facts or answers, like Paris and the
-Eiffel Tower): settings chosen on tune must not have seen them.
+Eiffel Tower, or a word of their names is shared, like Michelle and Barack Obama): settings chosen on tune
+must not have seen them. A type with too few known candidates leaves places that are filled, in turn, from
+the other types' remaining known candidates (in the same seeded order); the script says so.
 
     PYTHONPATH=$PWD python scripts/pick_splits.py /tmp/classify.json [--seed 12] [--write]
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 import sys
@@ -35,10 +38,28 @@ def _names(a: dict, b: dict) -> bool:
     return re.search(rf"(?<!\w){re.escape(a['name'].casefold())}(?!\w)", _text_of(b)) is not None
 
 
+def _name_words(entry: dict) -> set[str]:
+    return {w for w in re.findall(r"\w+", entry["name"].casefold()) if len(w) >= 4}
+
+
 def linked(a: dict, b: dict) -> bool:
-    """One entry's name occurs in the other's facts (prompts or answers), or one is the other's neighbour."""
+    """One entry's name occurs in the other's facts (prompts or answers), one is the other's neighbour, or their
+    names share a word (near-duplicates such as "Michelle Obama" and "Barack Obama")."""
     return (_names(a, b) or _names(b, a) or a["name"] in b.get("neighbours", ())
-            or b["name"] in a.get("neighbours", ()))
+            or b["name"] in a.get("neighbours", ()) or bool(_name_words(a) & _name_words(b)))
+
+
+def _fill_shortfall(split: dict[str, str], kind: str, missing: int, pools: dict[str, list[str]]) -> list[str]:
+    """Give ``missing`` more entities to ``kind``, taking the next of each other type's pool in turn."""
+    taken = []
+    while missing and any(pools.values()):
+        for etype in TYPES:
+            if missing and pools[etype]:
+                name = pools[etype].pop(0)
+                split[name] = kind
+                taken.append(f"{name} ({etype})")
+                missing -= 1
+    return taken
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,15 +74,33 @@ def main(argv: list[str] | None = None) -> int:
     entries = json.loads(KNOWN_FILE.read_text(encoding="utf-8"))
     tune = [e for e in entries if e["name"] in TUNE]
     split: dict[str, str] = {e["name"]: "tune" for e in tune}
+    eval_pools: dict[str, list[str]] = {}
+    retain_pools: dict[str, list[str]] = {}
+    short = {"eval": 0, "retain": 0}
     for etype in TYPES:
         # Each name gets its own seeded random key, so one entity more or less known leaves the others' draws alone.
         pool = sorted((e["name"] for e in entries if e["type"] == etype and e["name"] in known and e["name"] not in split),
                       key=lambda name: random.Random(f"{args.seed}:{name}").random())
         eligible = [n for n in pool if not any(linked(next(x for x in entries if x["name"] == n), t) for t in tune)]
-        for name in eligible[:EVAL_PER_TYPE]:
+        # A type too small for both splits shares its pool between them in their proportion (eval first, rounded
+        # up): both still hold every type.
+        wanted = EVAL_PER_TYPE if len(pool) >= EVAL_PER_TYPE + RETAIN_PER_TYPE else \
+            math.ceil(len(pool) * EVAL_PER_TYPE / (EVAL_PER_TYPE + RETAIN_PER_TYPE))
+        for name in eligible[:wanted]:
             split[name] = "eval"
         for name in [n for n in pool if n not in split][:RETAIN_PER_TYPE]:
             split[name] = "retain"
+        eval_pools[etype] = [n for n in eligible if n not in split]
+        short["eval"] += EVAL_PER_TYPE - sum(split.get(n) == "eval" for n in pool)
+        short["retain"] += RETAIN_PER_TYPE - sum(split.get(n) == "retain" for n in pool)
+        retain_pools[etype] = [n for n in pool if n not in split]
+    for kind, pools in (("eval", eval_pools), ("retain", retain_pools)):
+        if short[kind]:
+            taken = _fill_shortfall(split, kind, short[kind], pools)
+            for etype in TYPES:  # what eval took is no longer free for retain
+                retain_pools[etype] = [n for n in retain_pools[etype] if n not in split]
+            print(f"{kind}: {short[kind]} places left by types with too few known candidates, filled with "
+                  f"{', '.join(taken) or 'nothing'}" + ("" if len(taken) == short[kind] else " (not enough known candidates)"))
     for entry in entries:
         entry.pop("split", None)
         if entry["name"] in split:
@@ -71,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             entry.update(items[:2] + [("split", split[items[0][1]])] + items[2:])
     for kind in ("tune", "eval", "retain"):
         names = [n for n, s in split.items() if s == kind]
-        print(f"{kind} ({len(names)}): {', '.join(names)}")
+        by_type = {t: sum(next(e for e in entries if e["name"] == n)["type"] == t for n in names) for t in TYPES}
+        print(f"{kind} ({len(names)}; {', '.join(f'{t} {c}' for t, c in by_type.items())}): {', '.join(names)}")
     if args.write:
         KNOWN_FILE.write_text(json.dumps(entries, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
