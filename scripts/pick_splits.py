@@ -42,11 +42,22 @@ def _name_words(entry: dict) -> set[str]:
     return {w for w in re.findall(r"\w+", entry["name"].casefold()) if len(w) >= 4}
 
 
+def _answer_words(entry: dict) -> set[str]:
+    return {answer.casefold() for fact in entry["facts"] for answer in fact["answers"]}
+
+
+# Linked in what they are, though neither's facts name the other: kept out of eval by hand, the draw stays random.
+CONCEPTUAL_LINKS = {"White House": "Barack Obama lived and worked there for eight years"}
+
+
 def linked(a: dict, b: dict) -> bool:
-    """One entry's name occurs in the other's facts (prompts or answers), one is the other's neighbour, or their
-    names share a word (near-duplicates such as "Michelle Obama" and "Barack Obama")."""
+    """One entry's name occurs in the other's facts (prompts or answers), one is the other's neighbour, their
+    names share a word (near-duplicates such as "Michelle Obama" and "Barack Obama"), one's answer is a word of
+    the other's name ("wizard" of Harry Potter, The Wizard of Oz), or CONCEPTUAL_LINKS holds one of them."""
     return (_names(a, b) or _names(b, a) or a["name"] in b.get("neighbours", ())
-            or b["name"] in a.get("neighbours", ()) or bool(_name_words(a) & _name_words(b)))
+            or b["name"] in a.get("neighbours", ()) or bool(_name_words(a) & _name_words(b))
+            or bool(_answer_words(a) & _name_words(b)) or bool(_answer_words(b) & _name_words(a))
+            or a["name"] in CONCEPTUAL_LINKS or b["name"] in CONCEPTUAL_LINKS)
 
 
 def _fill_shortfall(split: dict[str, str], kind: str, missing: int, pools: dict[str, list[str]]) -> list[str]:
