@@ -148,6 +148,11 @@ def test_eval_entities_are_not_linked_to_tune_entities() -> None:
             assert _normalised(tuned.name) not in _fact_text(target), (target.name, tuned.name)
             assert _normalised(target.name) not in _fact_text(tuned), (target.name, tuned.name)
             assert target.name not in tuned.neighbours
+            # Near-duplicates: a shared name word (Michelle / Barack Obama), a tune answer naming the entity ("wizard").
+            words = [set(_normalised(e.name).split()) for e in (target, tuned)]
+            assert not {w for w in words[0] & words[1] if len(w) >= 4}, (target.name, tuned.name)
+            answers = {a.strip() for f in tuned.facts for a in map(_normalised, f.answers)}
+            assert not answers & words[0], (target.name, tuned.name)
 
 
 @pytest.mark.parametrize("split", ["tune", "eval", "retain"])
