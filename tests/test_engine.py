@@ -114,9 +114,9 @@ def test_early_stop_when_every_heldout_prompt_reads_unknown(session, monkeypatch
     assert (result.result.steps_done, result.result.stopped) == (2, "early_stop")
 
 
-def test_nan_loss_stops_and_restores_last_good_weights(session, monkeypatch):
-    events_of(session, tiny_request(session, steps=2, seed=1))
-    two_steps = {n: p.clone() for n, p in session.resettable_parameters().items()}
+def test_nan_loss_stops_and_restores_the_last_weights_with_a_finite_loss(session, monkeypatch):
+    events_of(session, tiny_request(session, steps=1, seed=1))
+    one_step = {n: p.clone() for n, p in session.resettable_parameters().items()}
     session.reset()
     real = SaeAlign.losses
     calls = {"n": 0}
@@ -130,10 +130,12 @@ def test_nan_loss_stops_and_restores_last_good_weights(session, monkeypatch):
 
     monkeypatch.setattr(SaeAlign, "losses", poisoned)
     result = _finished(events_of(session, tiny_request(session, steps=6, seed=1)))
-    assert result.result.stopped == "nan" and result.result.steps_done == 2
-    assert "step 3" in result.result.message
+    # The weights after step 2 gave the NaN loss of step 3: the last good ones are those after step 1.
+    assert result.result.stopped == "diverged" and result.result.steps_done == 1
+    assert "step 3" in result.result.message and "after step 1 were restored" in result.result.message
     for name, parameter in session.resettable_parameters().items():
-        torch.testing.assert_close(parameter, two_steps[name], rtol=0, atol=0)
+        torch.testing.assert_close(parameter, one_step[name], rtol=0, atol=0)
+    session.reset()
 
 
 def test_run_folder_has_config_metrics_report_and_model(session, tmp_path):

@@ -80,16 +80,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         if args.debug:
             traceback.print_exc()
-        print(f"unlearn-studio: error: {error}", file=sys.stderr)
+        print(f"unlearn-studio: error: {one_line(str(error))}", file=sys.stderr)
         return 2
-    except Exception as error:
-        if type(error).__name__ != "OutOfMemoryError":  # torch.OutOfMemoryError, without importing torch here
-            raise
+    except Exception as error:  # noqa: BLE001 - no traceback without --debug, whatever went wrong
         if args.debug:
             traceback.print_exc()
-        print("unlearn-studio: error: out of memory: lower the batch size or the trainable layers, "
-              "use --dtype bfloat16, or a smaller model or device.", file=sys.stderr)
-        return 3
+        print(f"unlearn-studio: error: {unexpected_error_line(error)}", file=sys.stderr)
+        return 3 if type(error).__name__ == "OutOfMemoryError" else 1
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def unexpected_error_line(error: BaseException) -> str:
+    """One line for an error that is not a UserError: out of memory, a file the system refused, or a bug."""
+    if type(error).__name__ == "OutOfMemoryError" or isinstance(error, MemoryError):  # torch's, without importing it
+        return ("out of memory: lower the batch size or the trainable layers, use --dtype bfloat16, "
+                "or a smaller model or device.")
+    if isinstance(error, OSError) and error.filename:
+        from .engine.validation import os_reason
+
+        return f"cannot use {error.filename}: {os_reason(error)}. Check the path and its permissions."
+    text = one_line(str(error))[:300]
+    return (f"unexpected {type(error).__name__}{': ' + text if text else ''}. "
+            "Rerun with --debug for the traceback, and please report it.")
 
 
 if __name__ == "__main__":

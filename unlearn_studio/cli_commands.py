@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli_common import (add_model_arguments, add_setting_arguments, model_options, progress_printer,
-                         settings_from_arguments)
-from .errors import UserError
+from .cli_common import (add_model_arguments, add_setting_arguments, check_model_arguments, model_options,
+                         progress_printer, settings_from_arguments)
+
+EXIT_DIVERGED = 3  # a run diverged: the last good weights were restored (README: When something goes wrong)
 
 
 def _session(args: argparse.Namespace):  # noqa: ANN202 - an engine Session
@@ -45,15 +46,26 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     from .engine.pipeline import UnlearnRequest
     from .engine.run_config import TrainConfig
 
-    config = settings_from_arguments(args, TrainConfig)  # checked before the model loads
-    out = Path(args.out).expanduser()
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"the output folder {out} is not empty: give a new folder (runs never overwrite).")
+    from .engine.validation import (check_facts_fit, check_output_folder, check_target_name, check_targets,
+                                    context_length, layers_below_note)
+
+    # Everything that can be checked is checked before the model loads (seconds to minutes).
+    config = settings_from_arguments(args, TrainConfig)
+    out = check_output_folder(args.out)
+    for name in args.target or []:
+        check_target_name(name)
     extra = load_facts_file(args.facts) if args.facts else []
+    check_targets(extra, source=f"the facts file {args.facts}")
     session = _session(args)
     for warning in session.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    request = UnlearnRequest(targets=session.resolve_targets(args.target or [], extra), config=config, run_dir=out,
+    note = layers_below_note(config.layers_below, session.hook.layer)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    targets = session.resolve_targets(args.target or [], extra)
+    check_targets(targets)
+    check_facts_fit(targets, session.tokenizer, context_length(session.model, session.tokenizer))
+    request = UnlearnRequest(targets=targets, config=config, run_dir=out,
                              save_model=args.save_model, verify_known=not args.no_verify)
     # The slow one-off preparations run here with live progress; the run then finds them cached.
     report = progress_printer(args.quiet)
@@ -79,6 +91,9 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
             return 130
         elif isinstance(event, Finished):
             print_before_after(event.result.report)
+            if event.result.report.get("stopped") == "diverged":
+                print(f"unlearn-studio: error: {event.result.report['error']}", file=sys.stderr)
+                return EXIT_DIVERGED
     return 0
 
 
@@ -87,13 +102,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from .engine.generation import stream_answer
     from .engine.models import load_model
 
-    if not args.demo and not args.model:
-        raise UserError("give --demo or --model PATH_OR_ID")
+    from .engine.validation import check_max_new_tokens, check_prompt_text
+
+    check_model_arguments(args)
+    check_prompt_text(args.prompt)
+    check_max_new_tokens(args.max_new_tokens)
     source = ensure_demo_model(progress_printer(args.quiet)) if args.demo else args.model
     loaded = load_model(source, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
                         allow_pickle=args.allow_pickle)
-    if not args.prompt.strip():
-        raise UserError("the prompt is empty: type a question.")
     stream_answer(loaded.model, loaded.tokenizer, args.prompt, lambda text: print(text, end="", flush=True),
                   chat=not args.completion, max_new_tokens=args.max_new_tokens)
     print()

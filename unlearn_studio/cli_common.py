@@ -30,11 +30,21 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, sae: bool = True) ->
     parser.add_argument("--allow-pickle", action="store_true", help="allow pickle checkpoints, loaded with weights_only=True")
 
 
-def model_options(args: argparse.Namespace):  # noqa: ANN201 - an engine ModelSpec
-    from .engine.pipeline import ModelSpec
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """What can be checked before the model loads: a model to load, the device, the dtype on it, the SAE options."""
+    from .engine.validation import check_device, check_dtype, check_sae_source
 
     if not args.demo and not args.model:
         raise UserError("give --demo or --model PATH_OR_ID (a model folder, a .gguf file or a hub id).")
+    check_device(args.device)
+    check_dtype(args.dtype, args.device)
+    check_sae_source(getattr(args, "sae", None), getattr(args, "sae_id", None))
+
+
+def model_options(args: argparse.Namespace):  # noqa: ANN201 - an engine ModelSpec
+    from .engine.pipeline import ModelSpec
+
+    check_model_arguments(args)
     return ModelSpec(
         model=None if args.demo else args.model,
         sae=getattr(args, "sae", None),

@@ -81,6 +81,9 @@ def stream_answer(model, tokenizer, prompt: str, on_text: Callable[[str], None],
     """Generate greedily, calling ``on_text`` with each new piece; returns the whole answer."""
     from transformers import StoppingCriteriaList
 
+    from .validation import check_prompt
+
+    check_prompt(prompt, tokenizer, model, max_new_tokens, chat=chat)
     device = next(model.parameters()).device
     text = format_prompt(tokenizer, prompt, chat)
     encoded = tokenizer(text, return_tensors="pt", add_special_tokens=not chat).to(device)

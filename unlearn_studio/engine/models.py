@@ -51,17 +51,19 @@ class LoadedModel:
 
 def pick_device(preference: str = "auto") -> torch.device:
     """CUDA, then MPS, then CPU for ``auto``; otherwise the named device, checked to exist."""
-    if preference == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError("device 'cuda' was asked for but no CUDA GPU is available: choose 'cpu' or 'auto'.")
-    if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ModelLoadError("device 'mps' was asked for but Apple MPS is not available: choose 'cpu' or 'auto'.")
-    return torch.device(preference)
+    from .validation import InvalidInput, check_device
+
+    try:
+        return torch.device(check_device(preference))
+    except InvalidInput as error:
+        raise ModelLoadError(str(error)) from None
+
+
+def first_line(error: BaseException) -> str:
+    """An error of another library as one short line: its type and the first line of its text."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
@@ -101,6 +103,7 @@ def _check_model_folder(folder: Path, allow_pickle: bool, trust_remote_code: boo
             f"{folder} needs custom code from the model's authors (config.json has 'auto_map'). "
             "It is not run by default: turn on 'trust remote code' for this model only if you trust its source."
         )
+    _check_model_type(config_path, config)
     has_safetensors = any(folder.glob("*.safetensors"))
     has_pickle = any((folder / name).exists() for name in PICKLE_WEIGHT_NAMES)
     if not has_safetensors and has_pickle and not allow_pickle:
@@ -113,6 +116,33 @@ def _check_model_folder(folder: Path, allow_pickle: bool, trust_remote_code: boo
         raise ModelLoadError(
             f"{folder} has a config.json but no weights: expected model.safetensors (or sharded *.safetensors files)."
         )
+
+
+def _check_model_type(config_path: Path, config: dict[str, Any]) -> None:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    model_type = config.get("model_type")
+    if config.get("auto_map"):
+        return
+    if not model_type:
+        raise ModelLoadError(f"{config_path} has no 'model_type': it is not a Hugging Face model config.")
+    if model_type not in CONFIG_MAPPING:
+        raise ModelLoadError(f"{config_path} names model type {model_type!r}, which this version of transformers does "
+                             "not know: upgrade transformers (pip install -U transformers), or check the config.")
+
+
+GGUF_MAGIC = b"GGUF"
+
+
+def _check_gguf_file(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise ModelLoadError(f"cannot read {path}: {error.strerror or error}.") from error
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"{path} is not a GGUF model file (it does not start with 'GGUF'): "
+                             "download it again, or give a model folder.")
 
 
 def resolve_model_source(source: str, *, allow_network: bool | None = None) -> Path:
@@ -143,7 +173,7 @@ def resolve_model_source(source: str, *, allow_network: bool | None = None) -> P
         return Path(snapshot_download(source, allow_patterns=patterns))
     except Exception as error:  # noqa: BLE001 - hub errors come in many types
         raise ModelLoadError(
-            f"could not fetch {source} from the Hugging Face hub ({type(error).__name__}: {error}). "
+            f"could not fetch {source} from the Hugging Face hub ({first_line(error)}). "
             "Check the id and your connection, log in for gated models (huggingface-cli login), or give a local folder."
         ) from error
 
@@ -161,8 +191,12 @@ def load_model(
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    if dtype not in DTYPES:
-        raise ModelLoadError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}.")
+    from .validation import InvalidInput, check_dtype
+
+    try:
+        check_dtype(dtype, device)
+    except InvalidInput as error:
+        raise ModelLoadError(str(error)) from None
     torch_device = pick_device(device)
     path = resolve_model_source(str(source))
     kwargs: dict[str, Any] = {"dtype": DTYPES[dtype], "trust_remote_code": trust_remote_code}
@@ -171,6 +205,7 @@ def load_model(
             raise ModelLoadError(
                 f"{path} is a file but not a .gguf model: give the model's folder (with config.json) or a .gguf file."
             )
+        _check_gguf_file(path)
         folder, kwargs["gguf_file"] = path.parent, path.name
     else:
         folder = path
@@ -183,7 +218,7 @@ def load_model(
     except ModelLoadError:
         raise
     except Exception as error:  # noqa: BLE001 - transformers raises many error types for bad files
-        raise ModelLoadError(_explain_load_failure(folder, error)) from error
+        raise ModelLoadError(_explain_load_failure(path, error)) from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(torch_device).eval()
@@ -199,8 +234,11 @@ def _model_name(source: str | Path, path: Path) -> str:
     return path.stem if path.is_file() else path.name
 
 
-def _explain_load_failure(folder: Path, error: Exception) -> str:
-    text = f"{type(error).__name__}: {error}"
+def _explain_load_failure(path: Path, error: Exception) -> str:
+    text = first_line(error)
+    if path.is_file():
+        return f"could not read the GGUF model {path} ({text}): the file is damaged or not a model; download it again."
+    folder = path
     for weights in sorted(folder.glob("*.safetensors")):
         try:
             from safetensors import safe_open

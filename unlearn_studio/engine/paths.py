@@ -15,15 +15,24 @@ def user_data_dir() -> Path:
     """The per-user data folder (models, caches, runs); ``$UNLEARN_STUDIO_DATA`` overrides it."""
     override = os.environ.get(DATA_DIR_ENV)
     path = Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    return _make_folder(path)
+
+
+def _make_folder(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        from ..errors import UserError
+        from .validation import os_reason
+
+        raise UserError(f"cannot create Unlearn Studio's data folder {path}: {os_reason(error)}. "
+                        f"Set {DATA_DIR_ENV} to a folder you can write to.") from error
     return path
 
 
 def cache_dir(kind: str) -> Path:
     """A named cache folder inside the data folder (e.g. ``references``, ``knownness``)."""
-    path = user_data_dir() / "cache" / kind
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _make_folder(user_data_dir() / "cache" / kind)
 
 
 def resources_dir() -> Path:

@@ -6,6 +6,7 @@ Both front ends (the CLI and the GUI's workers) go through this module only.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import threading
 import time
@@ -19,9 +20,8 @@ import torch
 
 from ..errors import UserError
 from .demo import demo_sae_dir, ensure_demo_model
-from .entities import (Entity, Templates, load_known_candidates, load_templates, load_unknown_entities,
-                       validate_target_name)
-from .evaluate import Evaluation, evaluate
+from .entities import Entity, Templates, generic_text, load_known_candidates, load_templates, load_unknown_entities
+from .evaluate import Evaluation, evaluate, perplexity
 from .events import Cancelled as CancelledEvent
 from .events import Event, Failed, Finished, InitialState, Progress, Started, StepProgress
 from .generation import stream_answer
@@ -38,8 +38,10 @@ from .fact_checks import check_key
 from .stand_ins import pick_stand_ins
 from .weights import WeightsSnapshot
 from .trainer import TrainConfig, TrainResult, UnlearningPlan, train
+from .validation import check_target_name
 
 MIN_RETAIN_EVALUATION = 5
+SANE_PERPLEXITY_RATIO = 2.0  # a diverged run's restored weights are saved only within this of θ0's perplexity
 OUT_OF_MEMORY = ("out of memory: lower the number of trainable layers or the retain set, use dtype bfloat16, "
                  "or choose another device or a smaller model.")
 
@@ -271,7 +273,7 @@ class Session:
         given = {e.name.lower(): e for e in extra}
         targets: list[Entity] = []
         for raw in [*names, *[e.name for e in extra if e.name.lower() not in {n.lower().strip() for n in names}]]:
-            name = validate_target_name(raw)
+            name = check_target_name(raw)
             ids = self.tokenizer(name, add_special_tokens=False)["input_ids"]
             limit = getattr(self.tokenizer, "model_max_length", 10**9) or 10**9
             if len(ids) > min(limit, 512):
@@ -363,7 +365,8 @@ class Session:
                 yield event
             assert result is not None
             if result.stopped == "cancelled":
-                report.update(steps=result.steps_done, seconds=time.perf_counter() - started, stopped="cancelled")
+                report.update(steps=result.steps_done, seconds=time.perf_counter() - started, stopped="cancelled",
+                              status="cancelled")
                 if folder:
                     folder.write_report(report)
                 yield CancelledEvent(result.steps_done, {"run_dir": str(folder.path) if folder else None})
@@ -374,21 +377,55 @@ class Session:
                 after = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates,
                                  neighbours=neighbours, cancel=cancel, floor=before.floor if before else None)
             report.update(steps=result.steps_done, seconds=round(time.perf_counter() - started, 2),
-                          train_seconds=round(result.seconds, 2), stopped=result.stopped, message=result.message)
+                          train_seconds=round(result.seconds, 2), stopped=result.stopped, message=result.message,
+                          status="diverged" if result.stopped == "diverged" else "finished")
             if before and after:
                 report["before"], report["after"] = before.summary(), after.summary()
                 report["per_target"] = {"before": before.per_target, "after": after.per_target}
                 report["fact_table"] = _fact_table(before, after)
+            save = request.save_model
+            if result.stopped == "diverged":
+                yield Progress("checking the restored weights", 0.97)
+                report["sanity"] = self._restored_weights_check(result, before, after)
+                save = save and report["sanity"]["passed"]
+                if request.save_model and not save:
+                    report["model_not_saved"] = report["sanity"]["reason"]
+                    report["error"] = f"{result.message} No model was saved: {report['model_not_saved']}."
+                else:
+                    report["error"] = result.message
             if folder:
-                if request.save_model:
+                if save:
                     save_model_folder(self.model, self.tokenizer, folder.path / "model", protected=self.model_folder)
                     report["model_dir"] = str(folder.path / "model")
+                    if result.stopped == "diverged":
+                        report["error"] += f" The restored weights passed the check and were saved to {report['model_dir']}."
                 folder.write_report(report)
                 report["run_dir"] = str(folder.path)
             yield Finished(RunReport(report=report, before=before, after=after, result=result))
         finally:
             if folder:
                 folder.close()
+
+    def _restored_weights_check(self, result: TrainResult, before: Evaluation | None,
+                                after: Evaluation | None) -> dict[str, Any]:
+        """After a diverged run: may the restored weights be saved? Only real progress with a sane perplexity."""
+        if before is not None and after is not None:
+            original, restored = before.perplexity, after.perplexity
+        else:
+            text = generic_text("heldout")
+            restored = perplexity(self.model, self.tokenizer, text)
+            with self.original_weights():
+                original = perplexity(self.model, self.tokenizer, text)
+        sane = math.isfinite(restored) and restored <= SANE_PERPLEXITY_RATIO * original
+        if result.steps_done == 0:
+            reason = "no step was kept: the restored weights are the starting ones, so there is nothing to save"
+        elif not sane:
+            reason = (f"the restored weights' perplexity {restored:.1f} is more than {SANE_PERPLEXITY_RATIO:g}× the "
+                      f"original {original:.1f}")
+        else:
+            reason = ""
+        return {"perplexity_original": original, "perplexity_restored": restored, "steps_kept": result.steps_done,
+                "passed": not reason, "reason": reason}
 
     # ---- asking and saving ----------------------------------------------------------------------------------
 

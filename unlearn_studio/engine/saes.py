@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import UserError
 
 from .hooks import HookError, HookPoint, hook_width, resolve_hook
-from .models import ModelInfo
+from .models import ModelInfo, first_line
 
 SAE_CONFIG_FILE = "cfg.json"
 SAE_WEIGHTS_FILE = "sae_weights.safetensors"
@@ -59,21 +59,25 @@ def load_sae(source: str | Path, sae_id: str | None = None, *, device: str = "cp
 
     source_text = str(source)
     folder = Path(source_text).expanduser()
+    if sae_id is not None and folder.is_dir():
+        raise SaeLoadError(f"{folder} is an SAE folder, but an SAE id ({sae_id!r}) was given too: an SAE id picks an SAE "
+                           "inside a sae-lens release. Leave out the SAE id, or give the release's name.")
     if sae_id is None:
         _check_sae_folder(folder)
+        extra = json.loads((folder / SAE_CONFIG_FILE).read_text())
+        _check_sae_config(folder, extra)
         try:
             sae = SAE.load_from_disk(str(folder), device=device, dtype=dtype)
         except Exception as error:  # noqa: BLE001 - sae-lens raises many error types for bad files
-            raise SaeLoadError(f"could not load the SAE in {folder} ({type(error).__name__}: {error}). "
+            raise SaeLoadError(f"could not load the SAE in {folder} ({first_line(error)}). "
                                f"Check that {SAE_WEIGHTS_FILE} is complete and matches {SAE_CONFIG_FILE}.") from error
-        extra = json.loads((folder / SAE_CONFIG_FILE).read_text())
     else:
         _check_release(source_text, sae_id)
         try:
             sae = SAE.from_pretrained(source_text, sae_id, device=device, dtype=dtype)
         except Exception as error:  # noqa: BLE001 - hub and conversion errors come in many types
             raise SaeLoadError(
-                f"could not load SAE {sae_id!r} of release {source_text!r} ({type(error).__name__}: {error}). "
+                f"could not load SAE {sae_id!r} of release {source_text!r} ({first_line(error)}). "
                 "The first load downloads it from the Hugging Face hub: check your connection."
             ) from error
         extra = {}
@@ -109,6 +113,30 @@ def _check_sae_folder(folder: Path) -> None:
         json.loads((folder / SAE_CONFIG_FILE).read_text())
     except json.JSONDecodeError as error:
         raise SaeLoadError(f"{folder / SAE_CONFIG_FILE} is not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}.") from error
+
+
+def _check_sae_config(folder: Path, config: dict[str, Any]) -> None:
+    """The architecture is one sae-lens knows, and d_in / d_sae agree with the weights' shapes."""
+    from safetensors import safe_open
+    from sae_lens.registry import SAE_CLASS_REGISTRY
+
+    config_path, weights_path = folder / SAE_CONFIG_FILE, folder / SAE_WEIGHTS_FILE
+    architecture = config.get("architecture", "standard")
+    if architecture not in SAE_CLASS_REGISTRY:
+        raise SaeLoadError(f"{config_path} names the SAE architecture {architecture!r}, which sae-lens does not know: "
+                           f"use one of {', '.join(sorted(SAE_CLASS_REGISTRY))}.")
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except Exception as error:  # noqa: BLE001 - a damaged header raises several error types
+        raise SaeLoadError(f"{weights_path} is not a readable safetensors file ({first_line(error)}): "
+                           "copy or train the SAE again.") from error
+    expected = {"W_enc": (config.get("d_in"), config.get("d_sae")), "W_dec": (config.get("d_sae"), config.get("d_in"))}
+    for key, shape in expected.items():
+        if key in shapes and None not in shape and shapes[key] != shape:
+            raise SaeLoadError(f"{weights_path}: {key} has shape {shapes[key]}, but {config_path} says d_in = "
+                               f"{config.get('d_in')} and d_sae = {config.get('d_sae')}: the config and the weights "
+                               "belong to different SAEs.")
 
 
 def _check_release(release: str, sae_id: str) -> None:

@@ -15,6 +15,7 @@ from .entities import Entity, Templates, fill_template, generic_text
 from .events import Event, Finished, InitialState, Progress, StepProgress
 from .hooks import HookPoint, capture_one, layer_container
 from .latents import References
+from .methods import METHODS
 from .objectives import RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
 from .prompts import encode_entity_prompts
 from .run_config import TrainConfig
@@ -34,7 +35,7 @@ class UnlearningPlan:
 @dataclass
 class TrainResult:
     steps_done: int
-    stopped: str  # steps | early_stop | cancelled | nan
+    stopped: str  # steps | early_stop | cancelled | diverged
     seconds: float
     message: str = ""
 
@@ -163,12 +164,40 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
             merge_lora(model)
 
 
+# Divergence guard: a step whose loss grows past this many times the first step's (minimised) loss, or whose update
+# moves the trainable weights by more than this fraction of their norm, ends the run as diverged. A normal Adam
+# step at the methods' learning rates moves them by well under 1 % (lr 1e-4: about 0.5 %).
+EXPLODING_LOSS_FACTOR = 10.0
+LOSS_FLOOR = 0.1  # the first loss's magnitude counts as at least this, so a near-zero start is not a hair trigger
+MAX_RELATIVE_UPDATE = 0.25
+
+
+def _norm(tensors: Sequence[torch.Tensor]) -> float:
+    return float(torch.sqrt(sum((t.detach().float().pow(2).sum() for t in tensors), torch.zeros(()))))
+
+
+def _divergence(step: int, total: torch.Tensor, first_loss: float | None, parameters) -> str:
+    """Why the loss of this step shows divergence ("" when it does not): not finite, or exploding."""
+    if not bool(torch.isfinite(total)):
+        return f"the loss became {float(total)} at step {step}"
+    if not all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in parameters):
+        return f"the gradients became NaN or infinite at step {step}"
+    loss = float(total)
+    if first_loss is not None and loss > EXPLODING_LOSS_FACTOR * max(abs(first_loss), LOSS_FLOOR):
+        return f"the loss exploded at step {step} ({loss:.4g}, more than {EXPLODING_LOSS_FACTOR:g}× the first step's {first_loss:.4g})"
+    return ""
+
+
 def _loop(ctx: StepContext, objective, parameters, heldout, config: TrainConfig, cancel) -> Iterator[Event]:
     model = ctx.model
     for parameter in parameters:
         parameter.requires_grad_(True)
     optimiser = torch.optim.Adam(parameters, lr=config.learning_rate)
     started = time.perf_counter()
+    # The last weights known good: their loss was finite and not exploding. The starting weights until a step proves so.
+    good = [p.detach().clone() for p in parameters]
+    good_step = 0
+    first_loss: float | None = None
     step = 0
     stopped, message = "steps", ""
     for step in range(1, config.steps + 1):
@@ -176,24 +205,36 @@ def _loop(ctx: StepContext, objective, parameters, heldout, config: TrainConfig,
             step -= 1
             stopped, message = "cancelled", f"stopped by the user after step {step}"
             break
-        good = [p.detach().clone() for p in parameters]
         optimiser.zero_grad(set_to_none=True)
         terms = objective.losses(ctx)
         total = terms["total"]
-        finite = bool(torch.isfinite(total))
-        if finite:
+        if bool(torch.isfinite(total)):
             total.backward()
-            finite = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in parameters)
-        if not finite:
+        reason = _divergence(step, total, first_loss, parameters)
+        if not reason:
+            good_step = step - 1  # these weights are what steps 1…step−1 made
+            with torch.no_grad():
+                for saved, parameter in zip(good, parameters):
+                    saved.copy_(parameter)
+            first_loss = float(total) if first_loss is None else first_loss
+            optimiser.step()
+            with torch.no_grad():
+                update = _norm([p - s for p, s in zip(parameters, good)])
+                size = _norm(good)
+            if update > MAX_RELATIVE_UPDATE * max(size, 1e-12):
+                reason = (f"step {step} changed the trained weights by {update / max(size, 1e-12):.3g}× their norm "
+                          f"(more than {MAX_RELATIVE_UPDATE:g}×)")
+        if reason:
             with torch.no_grad():
                 for parameter, value in zip(parameters, good):
                     parameter.copy_(value)
-            message = (f"the loss became NaN or infinite at step {step}; the weights of step {step - 1} were restored. "
-                       "Lower the learning rate or use float32.")
-            step -= 1
-            stopped = "nan"
+            restored = f"the weights after step {good_step} were restored" if good_step else "the starting weights were restored"
+            low_precision = " or load the model in float32" if parameters[0].dtype != torch.float32 else ""
+            message = (f"the run diverged: {reason}; {restored}. "
+                       f"Lower the learning rate (it was {config.learning_rate:g}; {config.method}'s default is "
+                       f"{METHODS[config.method].default_lr:g}){low_precision}.")
+            step, stopped = good_step, "diverged"
             break
-        optimiser.step()
         with torch.no_grad():
             drift = terms["retain"] if "retain" in terms else None
             states = measure_targets(model, ctx.sae, ctx.hook, ctx.references, heldout)

@@ -402,6 +402,12 @@ class AppModel(QObject):
     def _done_run(self, report: dict) -> None:
         self.last_report = report
         self.last_run_dir = report.get("run_dir")
+        if report.get("stopped") == "diverged":  # an error, never "finished": the last good weights are back
+            message = report.get("error", "the run diverged.")
+            self.sig_message.emit(f"Unlearning diverged: {message}")
+            self.sig_run_ended.emit("failed", report)
+            self.sig_error.emit("Unlearning diverged", message, "")
+            return
         self.sig_message.emit(f"Run finished after {report.get('steps')} steps ({report.get('stopped')}); "
                               f"report in {self.last_run_dir}.")
         self.sig_run_ended.emit("finished", report)
