@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -172,17 +173,20 @@ LOSS_FLOOR = 0.1  # the first loss's magnitude counts as at least this, so a nea
 MAX_RELATIVE_UPDATE = 0.25
 
 
-def _norm(tensors: Sequence[torch.Tensor]) -> float:
-    return float(torch.sqrt(sum((t.detach().float().pow(2).sum() for t in tensors), torch.zeros(()))))
+def _relative_update(parameters: Sequence[torch.Tensor], before: Sequence[torch.Tensor]) -> float:
+    """‖θ − θ_before‖ / ‖θ_before‖ over all trained tensors, one tensor at a time (no copy of the whole set)."""
+    update = sum(float(torch.linalg.vector_norm(p.detach() - b, dtype=torch.float32)) ** 2 for p, b in zip(parameters, before))
+    size = sum(float(torch.linalg.vector_norm(b, dtype=torch.float32)) ** 2 for b in before)
+    return math.sqrt(update / max(size, 1e-24))
 
 
 def _divergence(step: int, total: torch.Tensor, first_loss: float | None, parameters) -> str:
     """Why the loss of this step shows divergence ("" when it does not): not finite, or exploding."""
-    if not bool(torch.isfinite(total)):
-        return f"the loss became {float(total)} at step {step}"
+    loss = float(total.detach())
+    if not math.isfinite(loss):
+        return f"the loss became {loss} at step {step}"
     if not all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in parameters):
         return f"the gradients became NaN or infinite at step {step}"
-    loss = float(total)
     if first_loss is not None and loss > EXPLODING_LOSS_FACTOR * max(abs(first_loss), LOSS_FLOOR):
         return f"the loss exploded at step {step} ({loss:.4g}, more than {EXPLODING_LOSS_FACTOR:g}× the first step's {first_loss:.4g})"
     return ""
@@ -216,14 +220,12 @@ def _loop(ctx: StepContext, objective, parameters, heldout, config: TrainConfig,
             with torch.no_grad():
                 for saved, parameter in zip(good, parameters):
                     saved.copy_(parameter)
-            first_loss = float(total) if first_loss is None else first_loss
+            first_loss = float(total.detach()) if first_loss is None else first_loss
             optimiser.step()
             with torch.no_grad():
-                update = _norm([p - s for p, s in zip(parameters, good)])
-                size = _norm(good)
-            if update > MAX_RELATIVE_UPDATE * max(size, 1e-12):
-                reason = (f"step {step} changed the trained weights by {update / max(size, 1e-12):.3g}× their norm "
-                          f"(more than {MAX_RELATIVE_UPDATE:g}×)")
+                update = _relative_update(parameters, good)
+            if not update <= MAX_RELATIVE_UPDATE:  # also when the update is NaN
+                reason = f"step {step} changed the trained weights by {update:.3g}× their norm (more than {MAX_RELATIVE_UPDATE:g}×)"
         if reason:
             with torch.no_grad():
                 for parameter, value in zip(parameters, good):

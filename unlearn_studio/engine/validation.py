@@ -7,7 +7,6 @@ front ends refuse the same inputs with the same words. The module imports no tor
 from __future__ import annotations
 
 import errno
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 from ..errors import UserError
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
-MAX_STEPS = 100_000
 MAX_NEW_TOKENS = 2048
 MAX_PROMPT_CHARS = 32_000  # a coarse limit before the tokenizer is loaded; tokens are checked once it is
 MAX_PROMPT_TOKENS = 4096  # longer prompts take minutes on a CPU: refuse rather than appear to hang
@@ -115,33 +113,7 @@ def check_output_folder(path: str | Path) -> Path:
     return folder
 
 
-# ---- training settings ---------------------------------------------------------------------------------------------
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_layers_below(layers_below: int) -> None:
-    if layers_below < 0:
-        raise InvalidInput(f"layers below must be 0 or more, not {layers_below}: 0 trains the SAE's layer only.")
-
-
-def check_train_settings(config: Any) -> None:
-    """Numeric ranges of a TrainConfig (steps, learning rate, layers, seed, LoRA rank, objective weights)."""
-    if not 1 <= config.steps <= MAX_STEPS:
-        raise InvalidInput(f"steps must be between 1 and {MAX_STEPS:,}, not {config.steps}.")
-    if config.lr is not None and not (_finite(config.lr) and config.lr > 0):
-        raise InvalidInput(f"the learning rate must be a positive number, not {config.lr}: e.g. 1e-4, or leave it empty "
-                           "for the method's default.")
-    check_layers_below(config.layers_below)
-    if config.seed < 0:
-        raise InvalidInput(f"the seed must be 0 or more, not {config.seed}.")
-    if config.lora_rank < 1:
-        raise InvalidInput(f"the LoRA rank must be at least 1, not {config.lora_rank}.")
-    for key, value in (config.objective or {}).items():
-        if key.startswith("lambda") and not (_finite(value) and value >= 0):
-            raise InvalidInput(f"{key.replace('_', ' ')} must be a number of 0 or more, not {value}.")
-
+# ---- training settings (their ranges are declared once in engine/run_config.py) ----------------------------------
 
 def layers_below_note(layers_below: int, hook_layer: int) -> str:
     """A note when more layers below were asked for than exist: the run trains layers 0…ℓ (clamped)."""

@@ -314,10 +314,10 @@ class AppModel(QObject):
         self.sig_message.emit(f"Reference statistics ready: P(known) for {shown} reference entities.")
 
     def add_target(self, name: str, type_: str = "other", facts: tuple = ()) -> bool:
-        from ..engine.entities import validate_target_name  # light: no torch
+        from ..engine.validation import check_target_name  # light: no torch
 
         try:
-            clean = validate_target_name(name)
+            clean = check_target_name(name)
         except Exception as error:  # noqa: BLE001 - a TargetNameError (UserError)
             self.sig_error.emit("Target not added", str(error), "")
             return False
@@ -373,13 +373,17 @@ class AppModel(QObject):
             self.sig_error.emit("No target", "Add at least one target entity: double-click one in the table, "
                                 "or type a name and press Add.", "")
             return None
+        if self.busy is not None:
+            self.sig_message.emit(f"{JOB_LABELS[self.busy]}: wait for it to finish or stop it first.")
+            return None
         session = self.session
         targets = list(self.targets)
+        run_dir = self._checked_run(config)
+        if run_dir is None:
+            return None
 
         def fn(job: Job) -> dict:
-            from ..engine.paths import user_data_dir
             from ..engine.pipeline import UnlearnRequest
-            from ..engine.runs import new_folder_path
 
             entities = _resolve(session, targets)
             refs = _prepare_references(job, session, [t.name for t in entities], verify_known)
@@ -387,8 +391,6 @@ class AppModel(QObject):
                                            list(refs.known_names), list(refs.unknown_names),
                                            list(refs.top_known_latents), list(refs.top_unknown_latents),
                                            [t.name for t in entities]))
-            stem = time.strftime("%Y%m%d-%H%M%S-") + config.method
-            run_dir = new_folder_path(user_data_dir() / "runs", stem)
             request = UnlearnRequest(entities, config=config, run_dir=run_dir, evaluate=evaluate,
                                      verify_known=verify_known)
             result = drain_events(job, session.unlearn(request, job.cancel))
@@ -398,6 +400,28 @@ class AppModel(QObject):
 
         self.run_started_at = time.monotonic()
         return self._start(RUN, fn)
+
+    def _checked_run(self, config) -> Path | None:  # noqa: ANN001 - an engine TrainConfig
+        """The run's checks, the same as the CLI's (engine/validation.py), made before the job starts; its folder."""
+        from ..engine.paths import user_data_dir
+        from ..engine.runs import new_folder_path
+        from ..engine.validation import check_facts_fit, check_output_folder, check_targets, context_length, layers_below_note
+        from ..errors import UserError
+
+        session = self.session
+        try:
+            config.validate()
+            check_targets(self.targets)
+            check_facts_fit(self.targets, session.tokenizer, context_length(session.model, session.tokenizer))
+            stem = time.strftime("%Y%m%d-%H%M%S-") + config.method
+            run_dir = check_output_folder(new_folder_path(user_data_dir() / "runs", stem))
+        except UserError as error:
+            self.sig_error.emit("Run not started", str(error), "")
+            return None
+        note = layers_below_note(config.layers_below, session.hook.layer)
+        if note:
+            self.sig_message.emit(note[0].upper() + note[1:])
+        return run_dir
 
     def _done_run(self, report: dict) -> None:
         self.last_report = report
@@ -467,10 +491,18 @@ class AppModel(QObject):
         if self.session is None:
             self.sig_message.emit("Load a model first.")
             return None
-        if not prompt.strip():
-            self.sig_message.emit("Type a question first.")
+        if self.busy is not None:
+            self.sig_message.emit(f"{JOB_LABELS[self.busy]}: wait for it to finish or stop it first.")
             return None
+        from ..engine.validation import check_prompt
+        from ..errors import UserError
+
         session = self.session
+        try:  # the CLI's check, with its words: not empty, and it fits the model's context with the answer
+            check_prompt(prompt, session.tokenizer, session.model, max_new_tokens, chat=chat)
+        except UserError as error:
+            self.sig_error.emit("Question not asked", str(error), "")
+            return None
 
         def fn(job: Job) -> bool:
             for which, original in (("original", True), ("current", False)):
