@@ -385,14 +385,14 @@ class Session:
                 report["fact_table"] = _fact_table(before, after)
             save = request.save_model
             if result.stopped == "diverged":
-                yield Progress("checking the restored weights", 0.97)
-                report["sanity"] = self._restored_weights_check(result, before, after)
-                save = save and report["sanity"]["passed"]
+                report["error"] = result.message
+                if save or (before and after):  # measured anyway, or needed before a save
+                    yield Progress("checking the restored weights", 0.97)
+                    report["sanity"] = self._restored_weights_check(result, before, after)
+                    save = save and report["sanity"]["passed"]
                 if request.save_model and not save:
                     report["model_not_saved"] = report["sanity"]["reason"]
-                    report["error"] = f"{result.message} No model was saved: {report['model_not_saved']}."
-                else:
-                    report["error"] = result.message
+                    report["error"] += f" No model was saved: {report['model_not_saved']}."
             if folder:
                 if save:
                     save_model_folder(self.model, self.tokenizer, folder.path / "model", protected=self.model_folder)
