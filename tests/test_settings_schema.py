@@ -116,6 +116,7 @@ def test_the_window_refuses_a_bad_value_with_the_cli_words(qtbot, tiny_model_dir
     cli_words = capsys.readouterr().err.strip().removeprefix("unlearn-studio: error: ")
     window = MainWindow(autoload=False)
     qtbot.addWidget(window)
+    window.show()
     load(qtbot, window, tiny_model_dir, tiny_sae_dir)
     add_listed_target(qtbot, window, "Eiffel Tower")
     window.run_panel.form.widgets["lr"].setText("fast")

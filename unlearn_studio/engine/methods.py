@@ -35,7 +35,7 @@ _declare(MethodInfo("grad-ascent", "Baseline: gradient ascent on the target's fa
                     needs_facts=True))
 _declare(MethodInfo("grad-diff", "Baseline: gradient ascent on the target's facts plus descent on retain facts "
                     "(needs facts)", 2e-5, needs_facts=True))
-_declare(MethodInfo("rmu", "Peer: representation misdirection (Li et al. 2024): push the target's activations at the SAE's "
-                    "layer toward a fixed random direction, hold the retain activations", 5e-5))
 _declare(MethodInfo("npo", "Baseline: negative preference optimisation against the original model (needs facts)", 2e-5,
                     needs_facts=True))
+_declare(MethodInfo("rmu", "Peer: representation misdirection (Li et al. 2024): push the target's activations at the SAE's "
+                    "layer toward a fixed random direction, hold the retain activations", 5e-5))
