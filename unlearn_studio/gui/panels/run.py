@@ -8,7 +8,7 @@ from ...engine.run_config import TrainConfig  # torch-free
 from ..app_model import RUN, AppModel
 from ..settings_form import SettingsForm
 
-STOP_REASONS = {"steps": "step limit", "early_stop": "early stop: read as unknown", "nan": "stopped: NaN loss"}
+STOP_REASONS = {"steps": "step limit", "early_stop": "early stop: read as unknown", "diverged": "diverged: weights restored"}
 
 
 def _format_seconds(seconds: float) -> str:
