@@ -271,7 +271,19 @@ class TargetsPanel(QWidget):
     def load_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load a facts file", "", "JSON files (*.json);;All files (*)")
         if path:
-            self.model.add_facts_file(path)
+            self.pick_facts_entries(path)
+
+    def pick_facts_entries(self, path: str) -> None:
+        """Ask (non-blocking) which of the file's entries to add; the dialog stays in ``self.entries_dialog``."""
+        from .facts_picker import FactsEntriesDialog
+
+        entries = self.model.read_facts_file(path)
+        if not entries:
+            return
+        dialog = FactsEntriesDialog(path, entries, [t.name for t in self.model.targets], self)
+        dialog.accepted.connect(lambda: self.model.add_facts_file(path, dialog.chosen()))
+        dialog.open()
+        self.entries_dialog = dialog
 
     def remove_selected(self) -> None:
         for item in self.list.selectedItems():
