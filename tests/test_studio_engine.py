@@ -198,12 +198,23 @@ def _unlearn(tiny_model_dir, tiny_sae_dir, out: Path, facts: Path, *extra: str) 
 
 
 def test_cli_facts_file_supplies_facts_for_the_named_targets_only(tiny_model_dir, tiny_sae_dir, tmp_path, capsys):
+    import argparse
+
+    from unlearn_studio.cli_commands import facts_for_targets
+
     facts = tmp_path / "facts.json"
     facts.write_text(json.dumps(FACTS))
     assert _unlearn(tiny_model_dir, tiny_sae_dir, tmp_path / "one", facts, "--target", "Velmora Quay") == ["Velmora Quay"]
     assert "using 1 of 3 entries (Velmora Quay); 2 other entries ignored" in capsys.readouterr().err
-    everyone = _unlearn(tiny_model_dir, tiny_sae_dir, tmp_path / "all", facts, "--target", "Velmora Quay",
-                        "--all-targets-in-file")
-    assert sorted(everyone) == sorted(e["entity"] for e in FACTS)
-    assert "using 3 of 3 entries" in capsys.readouterr().err
-    assert sorted(_unlearn(tiny_model_dir, tiny_sae_dir, tmp_path / "none", facts)) == sorted(e["entity"] for e in FACTS)
+    everyone = sorted(e["entity"] for e in FACTS)
+    for extra in ({"target": ["Velmora Quay"], "all_targets_in_file": True}, {"target": None}):
+        args = argparse.Namespace(facts=str(facts), **{"all_targets_in_file": False, **extra})
+        assert sorted(e.name for e in facts_for_targets(args)) == everyone
+        assert "using 3 of 3 entries" in capsys.readouterr().err
+    from unlearn_studio.cli import build_parser
+
+    parsed = build_parser().parse_args(["unlearn", "--demo", "--target", "X", "--facts", str(facts), "--out", "o",
+                                        "--all-targets-in-file"])
+    assert parsed.all_targets_in_file is True
+    args = argparse.Namespace(facts=str(facts), target=["Somewhere Else"], all_targets_in_file=False)
+    assert facts_for_targets(args) == [] and "using 0 of 3 entries; 3 other" in capsys.readouterr().err

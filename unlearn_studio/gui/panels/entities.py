@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPlainTextEdit, QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from ..app_model import CLASSIFY, REFERENCES, AppModel, EntityRow, Target
+from ..app_model import CLASSIFY, MAP, REFERENCES, AppModel, EntityRow, Target
 
 COLUMNS = ("Entity", "Type", "List", "Status", "P(known)")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # numbers sort as numbers (P(known)); "—" sorts below every value
@@ -148,7 +148,7 @@ class EntitiesPanel(QWidget):
         self.model.compute_references(self.verify.isChecked())
 
     def _on_progress(self, job: str, message: str, fraction: float) -> None:
-        if job in (CLASSIFY, REFERENCES) or message.startswith("known-ness"):
+        if job in (CLASSIFY, REFERENCES, MAP) or message.startswith("known-ness"):
             self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
             self.progress.setFormat(message[:50])
 

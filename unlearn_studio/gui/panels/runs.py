@@ -273,14 +273,14 @@ class RunComparison(QWidget):
             name = Path(record.summary.path).name
             styles = (Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine)
             for number, (target, (steps, values)) in enumerate(record.p_known_curves().items()):
-                key = f"{name} · {target}"
+                key = f"{index + 1}: {name} · {target}"
                 pen = pg.mkPen(colour, width=2, style=styles[number % len(styles)])
                 self.curves[key] = self.pknown_plot.plot(np.asarray(steps, float), np.asarray(values, float), pen=pen,
                                                          symbol="o", symbolSize=4, symbolBrush=colour, symbolPen=None,
                                                          name=f"{record.summary.method} · {target} ({name})")
             for target, points in record.trajectories().items():
                 xy = np.asarray(points, dtype=float).reshape(-1, 2)
-                self.trajectories[f"{name} · {target}"] = self.map_plot.plot(
+                self.trajectories[f"{index + 1}: {name} · {target}"] = self.map_plot.plot(
                     xy[:, 0], xy[:, 1], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=4, symbolBrush=colour,
                     symbolPen=None, name=f"{record.summary.method} · {target}")
             forget, retain = record.summary.forget_measure, record.summary.after.get("retain_accuracy")
