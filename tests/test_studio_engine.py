@@ -26,10 +26,12 @@ def session(tiny_model_dir, tiny_sae_dir):
 
 
 def fake_statuses(session, known: int = 20, unknown: int = 20) -> list[EntityStatus]:
-    """Pretend the model knows the first ``known`` candidates (3 facts right) and not the first fictitious ones."""
+    """Pretend the model knows the first ``known`` reference candidates (no split; 3 facts right) and the retain
+    split, and not the first ``unknown`` fictitious ones."""
     candidates, fictitious, _ = session.entity_data()
-    rows = [EntityStatus(e.name, e.type, "candidate", 3, max(3, len(e.facts)), KNOWN if i < known else "excluded")
-            for i, e in enumerate(candidates)]
+    references = [e.name for e in candidates if e.split is None][:known]
+    rows = [EntityStatus(e.name, e.type, "candidate", 3, max(3, len(e.facts)),
+                         KNOWN if e.name in references or e.split == "retain" else "excluded") for e in candidates]
     rows += [EntityStatus(e.name, e.type, "fictitious", 0, len(e.facts), UNKNOWN if i < unknown else "excluded")
              for i, e in enumerate(fictitious)]
     return rows
@@ -124,10 +126,10 @@ def make_runs(session, root: Path) -> list[Path]:
     """Two finished runs (one measured before/after) and one that was killed before its report."""
     session.reset()
     measured, plain, killed = root / "20260101-100000-sae-align", root / "20260101-110000-sae-align", root / "killed"
-    events_of(session, tiny_request(session, names=("Eiffel Tower",), steps=2, run_dir=measured, evaluate=True))
-    session.reset()
-    events_of(session, tiny_request(session, names=("Port Zenthia Lighthouse",), steps=3, run_dir=plain))
-    session.reset()
+    for name, steps, folder, evaluate in (("Eiffel Tower", 2, measured, True), ("Port Zenthia Lighthouse", 3, plain, False)):
+        last = events_of(session, tiny_request(session, names=(name,), steps=steps, run_dir=folder, evaluate=evaluate))[-1]
+        assert isinstance(last, Finished), last
+        session.reset()
     killed.mkdir()
     (killed / "config.json").write_text(json.dumps({"request": {"targets": ["X"], "config": {"method": "npo"}}}))
     lines = (plain / "metrics.jsonl").read_text().splitlines()
