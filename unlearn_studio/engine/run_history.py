@@ -8,6 +8,7 @@ going) is listed as incomplete with the steps its ``metrics.jsonl`` kept.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -105,6 +106,11 @@ def is_run_folder(folder: Path) -> bool:
 
 
 def _started_at(folder: Path) -> str:
+    """The stamp of the window's folder names (YYYYmmdd-HHMMSS-method), else when config.json was written."""
+    stamp = re.match(r"(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})", folder.name)
+    if stamp:
+        year, month, day, hour, minute, second = stamp.groups()
+        return f"{year}-{month}-{day} {hour}:{minute}:{second}"
     for name in ("config.json", "metrics.jsonl", "report.json"):
         path = folder / name
         if path.is_file():

@@ -236,8 +236,8 @@ class RunComparison(QWidget):
         self.pknown_plot = _plot("P(known) per run and target", "step (0 = original weights)", "P(known)")
         self.pknown_plot.setYRange(0, 1, padding=0.05)
         self.pknown_legend = _legend(self.pknown_plot)
-        self.map_plot = _plot("Trajectories on each run's 2-D map", "toward known  →", "orthogonal PC")
-        self.map_legend = _legend(self.map_plot)
+        self.map_plot = _plot("Trajectories (colours as on the left)", "toward known  →",
+                              "orthogonal PC")
         self.plane_plot = _plot("Forget vs retain (after the run)", "forget accuracy (lower is better)",
                                 "retain accuracy (higher is better)")
         self.plane_plot.setXRange(0, 1, padding=0.08)
@@ -259,8 +259,8 @@ class RunComparison(QWidget):
 
     def show_runs(self, records: list) -> None:
         self.records = list(records)
-        for plot, legend in ((self.pknown_plot, self.pknown_legend), (self.map_plot, self.map_legend)):
-            legend.clear()
+        self.pknown_legend.clear()
+        for plot in (self.pknown_plot, self.map_plot):
             for item in list(plot.listDataItems()):
                 plot.removeItem(item)
         for label in self.plane_labels:
@@ -277,25 +277,26 @@ class RunComparison(QWidget):
                 pen = pg.mkPen(colour, width=2, style=styles[number % len(styles)])
                 self.curves[key] = self.pknown_plot.plot(np.asarray(steps, float), np.asarray(values, float), pen=pen,
                                                          symbol="o", symbolSize=4, symbolBrush=colour, symbolPen=None,
-                                                         name=f"{record.summary.method} · {target} ({name})")
+                                                         name=f"{index + 1}. {record.summary.method} · {target}")
             for target, points in record.trajectories().items():
                 xy = np.asarray(points, dtype=float).reshape(-1, 2)
                 self.trajectories[f"{index + 1}: {name} · {target}"] = self.map_plot.plot(
                     xy[:, 0], xy[:, 1], pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=4, symbolBrush=colour,
-                    symbolPen=None, name=f"{record.summary.method} · {target}")
+                    symbolPen=None)
             forget, retain = record.summary.forget_measure, record.summary.after.get("retain_accuracy")
             if forget is None or retain is None:
                 missing.append(name)
                 continue
             spots.append({"pos": (forget, retain), "brush": pg.mkBrush(colour), "data": record.summary.label})
-            label = pg.TextItem(f"{record.summary.method} · {', '.join(record.summary.targets)}", color=colour,
+            label = pg.TextItem(f"{index + 1}. {record.summary.method} · {', '.join(record.summary.targets)}", color=colour,
                                 anchor=(0, 1))
             label.setPos(forget, retain)
             self.plane_plot.addItem(label)
             self.plane_labels.append(label)
         self.plane_points.setData(spots)
-        note = f"{len(self.records)} runs compared. Each run's map is fitted on its own references (θ0); the grey " \
-               "cloud is the first run's."
+        runs = ", ".join(f"{i + 1} = {Path(r.summary.path).name}" for i, r in enumerate(self.records))
+        note = f"{len(self.records)} runs compared ({runs}). Each run's map is fitted on its own references (θ0); " \
+               "the faded dots are the first run's known (blue) and unknown (orange) references."
         if missing:
             note += f" Not on the forget-vs-retain plane (not measured before/after): {', '.join(missing)}."
         self.note.setText(note)
@@ -306,7 +307,7 @@ class RunComparison(QWidget):
             xy = np.asarray(points.get(key, []), dtype=float).reshape(-1, 2)
             if len(xy):
                 self.map_plot.plot(xy[:, 0], xy[:, 1], pen=None, symbol="o", symbolSize=5, symbolPen=None,
-                                   symbolBrush=pg.mkBrush(colour + "55"), name=f"{key} references")
+                                   symbolBrush=pg.mkBrush(colour + "55"))
 
     def plane_count(self) -> int:
         return len(self.plane_points.points())
