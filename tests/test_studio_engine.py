@@ -156,6 +156,7 @@ def test_run_history_reads_every_kind_of_run_folder(made_runs, tmp_path):
     report = json.loads((measured / "report.json").read_text())
     first = summaries[measured.name]
     assert (first.method, first.targets, first.steps, first.started_from) == ("sae-align", ["Eiffel Tower"], 2, "original")
+    assert first.date == "2026-01-01 10:00:00"  # the folder's stamp, not when it was copied here
     assert first.before["target_p_known"] == report["before"]["target_p_known"]
     assert first.after["retain_accuracy"] == report["after"]["retain_accuracy"]
     second = summaries[plain.name]  # not measured: P(known) from the live curve (original weights → last step)
