@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_commands import register_commands
 
     register_commands(commands)
+    from .cli_runs import register as register_runs
+
+    register_runs(commands)
     return parser
 
 

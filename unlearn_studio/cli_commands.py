@@ -40,8 +40,27 @@ def print_before_after(report: dict[str, Any]) -> None:
         print(f"run folder: {report['run_dir']}")
 
 
-def cmd_unlearn(args: argparse.Namespace) -> int:
+def facts_for_targets(args: argparse.Namespace) -> list:
+    """The entries of ``--facts`` a run uses: those of the named ``--target``s, or every entry with
+    ``--all-targets-in-file`` or when no target is named. Says on stderr how many it used."""
     from .engine.entities import load_facts_file
+
+    if not args.facts:
+        return []
+    entries = load_facts_file(args.facts)
+    named = {name.strip().lower() for name in args.target or []}
+    if getattr(args, "all_targets_in_file", False) or not named:
+        used = entries
+    else:
+        used = [entry for entry in entries if entry.name.lower() in named]
+    left = len(entries) - len(used)
+    tail = f"; {left} other entries ignored (--all-targets-in-file makes them targets too)" if left else ""
+    print(f"facts file {args.facts}: using {len(used)} of {len(entries)} entries"
+          f"{' (' + ', '.join(e.name for e in used) + ')' if used else ''}{tail}", file=sys.stderr)
+    return used
+
+
+def cmd_unlearn(args: argparse.Namespace) -> int:
     from .engine.events import Cancelled, Failed, Finished, Progress, StepProgress
     from .engine.pipeline import UnlearnRequest
     from .engine.run_config import TrainConfig
@@ -54,7 +73,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     out = check_output_folder(args.out)
     for name in args.target or []:
         check_target_name(name)
-    extra = load_facts_file(args.facts) if args.facts else []
+    extra = facts_for_targets(args)
     check_targets(extra, source=f"the facts file {args.facts}")
     session = _session(args)
     for warning in session.warnings:
@@ -137,9 +156,8 @@ def cmd_train_sae(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from .engine.audit import run_audit
-    from .engine.entities import load_facts_file
 
-    extra = load_facts_file(args.facts) if args.facts else []
+    extra = facts_for_targets(args)
     session = _session(args)
     targets = session.resolve_targets(args.target or [], extra)
     if args.unlearned:
@@ -181,6 +199,8 @@ def register_commands(commands: argparse._SubParsersAction) -> None:
     add_model_arguments(unlearn)
     unlearn.add_argument("--target", action="append", help="an entity to forget (repeat for several)")
     unlearn.add_argument("--facts", help="a JSON facts file for the targets (see the README for its format)")
+    unlearn.add_argument("--all-targets-in-file", action="store_true",
+                         help="make every entity of --facts a target (by default only the named --target ones)")
     add_setting_arguments(unlearn, TrainConfig)
     unlearn.add_argument("--no-verify", action="store_true", help="use the shipped entity lists without checking known-ness")
     unlearn.add_argument("--save-model", action="store_true", help="save the unlearned model to OUT/model")
@@ -203,6 +223,8 @@ def register_commands(commands: argparse._SubParsersAction) -> None:
     add_model_arguments(audit)
     audit.add_argument("--target", action="append", help="the entity to audit (repeat for several)")
     audit.add_argument("--facts", help="a JSON facts file for the targets")
+    audit.add_argument("--all-targets-in-file", action="store_true",
+                       help="audit every entity of --facts (by default only the named --target ones)")
     audit.add_argument("--unlearned", help="the unlearned model folder (a run's model/); --model is the original")
     audit.add_argument("--relearn-steps", type=int, default=10)
     audit.add_argument("--no-verify", action="store_true", help="use the shipped entity lists without checking known-ness")

@@ -57,6 +57,7 @@ def load(qtbot, win: MainWindow, model_dir: Path, sae_dir: Path, *, accept_warni
     """Load through the Set-up panel. The tiny SAE names its model 'tiny', so the window asks whether to use it
     anyway; ``accept_warning`` clicks "Use anyway"."""
     qtbot.waitUntil(lambda: win.model.busy is None, timeout=30_000)
+    win.model.auto_map = False  # these tests start from a bare table; tests/gui/test_studio.py covers the map
     win.sae_warning_box = None
     win.setup.model_source.folder.setChecked(True)
     win.setup.model_source.path.setEditText(str(model_dir))

@@ -20,6 +20,7 @@ import torch
 
 from ..errors import UserError
 from .demo import demo_sae_dir, ensure_demo_model
+from .demo_cache import CacheKey, shipped_references_file, shipped_statuses
 from .entities import Entity, Templates, generic_text, load_known_candidates, load_templates, load_unknown_entities
 from .evaluate import Evaluation, evaluate, perplexity
 from .events import Cancelled as CancelledEvent
@@ -42,6 +43,7 @@ from .validation import check_target_name
 
 MIN_RETAIN_EVALUATION = 5
 SANE_PERPLEXITY_RATIO = 2.0  # a diverged run's restored weights are saved only within this of θ0's perplexity
+START_FROM = ("original", "current")
 OUT_OF_MEMORY = ("out of memory: lower the number of trainable layers or the retain set, use dtype bfloat16, "
                  "or choose another device or a smaller model.")
 
@@ -59,10 +61,11 @@ class UnlearnRequest:
     retain_eval_entities: int | None = None  # at most this many of the retain split (None: all of them)
     reference_limit: int = 80  # at most this many known and this many unknown references
     before: Evaluation | None = None  # a measurement of θ0 already made for these targets (benchmarks reuse it)
+    start_from: str = "original"  # original: put θ0 back first when the weights are modified | current: continue
 
     def describe(self) -> dict[str, Any]:
         return {"targets": [t.name for t in self.targets], "config": self.config.to_dict(), "evaluate": self.evaluate,
-                "save_model": self.save_model, "verify_known": self.verify_known}
+                "save_model": self.save_model, "verify_known": self.verify_known, "start_from": self.start_from}
 
 
 @dataclass
@@ -173,9 +176,14 @@ class Session:
         """Version, commit and fingerprints, for every report and benchmark row."""
         return make_provenance(self.original_fingerprint, self.sae_fingerprint)
 
+    def shipped_cache_key(self) -> CacheKey:
+        """What results shipped under resources/demo_cache/ must have been measured on to be used here."""
+        return CacheKey(self.original_fingerprint, self.sae_fingerprint, self._data_key())
+
     def cached_statuses(self) -> list[EntityStatus] | None:
         if self._statuses is None:
-            self._statuses = load_cached(self.original_fingerprint, self._data_key())
+            self._statuses = (load_cached(self.original_fingerprint, self._data_key())
+                              or shipped_statuses(self.shipped_cache_key()))
         return self._statuses
 
     def classify(self, progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> list[EntityStatus]:
@@ -248,8 +256,7 @@ class Session:
                    cancel: threading.Event | None = None) -> References:
         """θ0's reference statistics for these sets, from the disk cache when it has them."""
         templates = self.entity_data()[2].train
-        key = references_cache_key(self.original_fingerprint, self.sae_fingerprint, self.hook.name,
-                                   [e.name for e in known], [e.name for e in unknown], templates)
+        key = self.references_key(known, unknown)
         path = cache_dir("references") / f"{key}.safetensors"
         if key in self._references:
             return self._references[key]
@@ -259,12 +266,23 @@ class Session:
                 return self._references[key]
             except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
                 path.unlink(missing_ok=True)
+        shipped = shipped_references_file(self.shipped_cache_key(), key)
+        if shipped is not None:
+            try:
+                self._references[key] = References.load(shipped)
+                return self._references[key]
+            except Exception:  # noqa: BLE001 - a damaged shipped file is ignored: computed as for any model
+                pass
         with self.original_weights():
             refs = compute_references(self.model, self.tokenizer, self.sae.sae, self.hook, known, unknown, templates,
                                       progress=progress, cancel=cancel)
         refs.save(path)
         self._references[key] = refs
         return refs
+
+    def references_key(self, known: Sequence[Entity], unknown: Sequence[Entity]) -> str:
+        return references_cache_key(self.original_fingerprint, self.sae_fingerprint, self.hook.name,
+                                    [e.name for e in known], [e.name for e in unknown], self.entity_data()[2].train)
 
     def resolve_targets(self, names: Sequence[str], extra: Sequence[Entity] = ()) -> list[Entity]:
         """Typed names to entities: a listed candidate brings its facts; ``extra`` (a facts file) adds or overrides."""
@@ -306,7 +324,12 @@ class Session:
         started = time.perf_counter()
         config = request.config
         config.validate()
+        if request.start_from not in START_FROM:
+            raise UserError(f"start_from must be one of {', '.join(START_FROM)}, not {request.start_from!r}.")
         yield Started("unlearn", config.steps)
+        if request.start_from == "original" and self.is_modified():
+            self.reset()
+        started_from = "current" if self.is_modified() else "original"
         targets = request.targets
         notes: list[str] = []
         candidates = {e.name.lower() for e in self.entity_data()[0] + self.entity_data()[1]}
@@ -338,6 +361,8 @@ class Session:
             report: dict[str, Any] = {
                 "method": config.method, "targets": [t.name for t in targets], "model": self.loaded.info.name,
                 "sae": self.sae.info.source, "hook": self.hook.name, "config": config.to_dict(), "notes": notes,
+                "started_from": started_from,
+                "top_latents": {"known": refs.top_known_latents, "unknown": refs.top_unknown_latents},
                 "references": {"known": len(known), "unknown": len(unknown), "probe_train_accuracy": refs.probe_train_accuracy},
                 "templates": {"train": list(templates.train), "stop": list(templates.stop), "eval": list(templates.eval)},
                 "retain_evaluation": [e.name for e in retain_eval], "neighbours": [e.name for e in neighbours],

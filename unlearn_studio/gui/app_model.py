@@ -18,9 +18,11 @@ from .workers import Job, JobManager, drain_events
 # Job names shown in the status bar.
 LOAD, CLASSIFY, REFERENCES, RUN, AUDIT, ASK, SAVE, RESET = ("load", "classify", "references", "run", "audit", "ask",
                                                             "save", "reset")
+MAP = "map"  # known-ness and θ0's references right after a load, for the 2-D map and the Try-these list
 JOB_LABELS = {LOAD: "Loading the model and SAE", CLASSIFY: "Classifying known-ness",
               REFERENCES: "Computing the reference statistics", RUN: "Unlearning", AUDIT: "Auditing the targets",
-              ASK: "Answering", SAVE: "Saving the model", RESET: "Resetting the model"}
+              ASK: "Answering", SAVE: "Saving the model", RESET: "Resetting the model",
+              MAP: "Preparing the 2-D map of known and unknown entities"}
 AUDIT_REFERENCE_LIMIT = 40
 AUDIT_RELEARN_STEPS = 10
 
@@ -36,6 +38,14 @@ class ReferencesReady:
     top_known_latents: list[int]
     top_unknown_latents: list[int]
     targets: list[str]
+
+
+@dataclass(frozen=True)
+class MapReady:
+    """The map job's result: θ0's reference map (no target yet) and the suggested targets (engine Suggestions)."""
+
+    references: ReferencesReady
+    suggestions: list
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,7 @@ class AppModel(QObject):
     sig_entities = Signal(list)  # list[EntityRow]
     sig_targets = Signal(list)  # list[Target]
     sig_run_started = Signal(object)  # ReferencesReady
+    sig_map = Signal(object)  # MapReady: the reference map of the loaded model, before any run
     sig_initial = Signal(object)  # InitialState: the targets before the first step
     sig_step = Signal(object)  # StepProgress (high rate)
     sig_run_ended = Signal(str, object)  # finished | cancelled | failed, report dict / details
@@ -120,11 +131,18 @@ class AppModel(QObject):
         self.last_audit = None  # an engine AuditResult
         self.last_run_dir: str | None = None
         self.run_started_at: float | None = None
+        self.suggestions: list = []  # engine Suggestions of the Try-these list
+        self.auto_map = True  # prepare the 2-D map right after a load (when the SAE fits the model)
+        self.map_verify = True  # the map's references are verified known / unknown entities (the window's check box)
         self._job: Job | None = None
+        self._queued: Job | None = None  # a job asked for while the map was being prepared: it runs next
+        self._map_after_load = False
 
     # ---- job plumbing -----------------------------------------------------------------------------------
     def _start(self, name: str, fn) -> Job | None:  # noqa: ANN001
-        if self.busy is not None:
+        # While the background map is prepared, any other job stops it and runs next (a run computes what it needs).
+        preempt = self.busy == MAP and name != MAP and self._job is not None and self._queued is None
+        if self.busy is not None and not preempt:
             self.sig_message.emit(f"{JOB_LABELS[self.busy]}: wait for it to finish or stop it first.")
             return None
         job = Job(name, fn, self)
@@ -134,12 +152,20 @@ class AppModel(QObject):
         job.sig_failed.connect(self._on_failed)
         job.sig_cancelled.connect(self._on_cancelled)
         job.finished.connect(self._on_job_finished)
-        self.busy = name
+        if preempt:
+            self._job.cancel.set()
+            self._queued = job
+            self.sig_message.emit(f"{JOB_LABELS[name]}: the 2-D map is left for later…")
+        else:
+            self._launch(job)
+        return job
+
+    def _launch(self, job: Job) -> None:
+        self.busy = job.name
         self._job = job
         self.sig_state.emit()
-        self.sig_message.emit(f"{JOB_LABELS[name]}…")
+        self.sig_message.emit(f"{JOB_LABELS[job.name]}…")
         self.jobs.start(job)
-        return job
 
     def _current(self) -> str:
         job = self.sender()
@@ -150,6 +176,13 @@ class AppModel(QObject):
         if job is self._job:
             self._job = None
             self.busy = None
+            # Started in the same turn, so nobody sees the window idle in between.
+            if self._queued is not None:
+                queued, self._queued = self._queued, None
+                self._launch(queued)
+            elif self._map_after_load:
+                self._map_after_load = False
+                self.prepare_map()
             self.sig_state.emit()
 
     def _on_progress(self, message: str, fraction: float) -> None:
@@ -184,6 +217,8 @@ class AppModel(QObject):
         name = self._current()
         title = f"{JOB_LABELS.get(name, 'The job')} failed"
         self.sig_message.emit(f"{title}: {message}")
+        if name == MAP:  # nobody asked for it: a status line, no dialog (a run says the same when started)
+            return
         if name == RUN:
             self.sig_run_ended.emit("failed", {"error": message})
         if name == ASK:
@@ -198,6 +233,8 @@ class AppModel(QObject):
             step = info.get("step")
             self.sig_message.emit(f"Run stopped after step {step}." if step is not None else "Run stopped.")
             self.sig_run_ended.emit("cancelled", info)
+        elif name == MAP:
+            self.sig_message.emit("The 2-D map was not prepared (stopped); a run or Compute references draws it.")
         else:
             self.sig_message.emit(f"{JOB_LABELS.get(name, 'Job')} cancelled.")
             if name == ASK:
@@ -206,6 +243,9 @@ class AppModel(QObject):
     def stop(self) -> None:
         """Cancel the current job (a run stops within one step)."""
         if self._job is not None:
+            if self._queued is not None:  # Stop also drops the job that was waiting for the map
+                self._queued.deleteLater()
+                self._queued = None
             self._job.cancel.set()
             self.sig_message.emit(f"Stopping: {JOB_LABELS.get(self._job.name, '')}…")
 
@@ -244,9 +284,12 @@ class AppModel(QObject):
         self.sig_message.emit(f"Loaded {model.get('name')} ({model.get('n_layers')} layers, width {model.get('d_model')}).")
         self.sig_loaded.emit(self.description)
         self.sig_entities.emit(self.entities)
+        self.suggestions = []
         self.sig_state.emit()
         if self.description.get("warnings"):
-            self.sig_sae_warnings.emit(list(self.description["warnings"]))
+            self.sig_sae_warnings.emit(list(self.description["warnings"]))  # the map waits for the user's answer
+        elif self.auto_map:
+            self._map_after_load = True
 
     def unload(self) -> None:
         """Forget the loaded model and SAE (e.g. the user refused an SAE made for another model)."""
@@ -309,6 +352,30 @@ class AppModel(QObject):
 
         return self._start(REFERENCES, fn)
 
+    def prepare_map(self) -> Job | None:
+        """Known-ness and θ0's references with no target excluded (shipped for the demo, so seconds): the 2-D map,
+        the table's P(known) and the Try-these list, before any run."""
+        if self.session is None:
+            return None
+        session, verify = self.session, self.map_verify
+
+        def fn(job: Job) -> MapReady:
+            from ..engine.suggestions import suggested_targets
+
+            refs = _prepare_references(job, session, [], verify)
+            statuses = session.cached_statuses() or []
+            suggestions = suggested_targets(statuses, refs.known_names, refs.known_entity_p_known.reshape(-1).tolist())
+            return MapReady(_references_ready(refs, []), suggestions)
+
+        return self._start(MAP, fn)
+
+    def _done_map(self, ready: MapReady) -> None:
+        self.suggestions = list(ready.suggestions)
+        refs = ready.references
+        self.sig_message.emit(f"2-D map ready: {len(refs.known_names)} known and {len(refs.unknown_names)} unknown "
+                              "reference entities.")
+        self.sig_map.emit(ready)
+
     def _done_references(self, _excluded: int) -> None:
         shown = sum(1 for row in self.entities if row.p_known is not None)
         self.sig_message.emit(f"Reference statistics ready: P(known) for {shown} reference entities.")
@@ -334,14 +401,24 @@ class AppModel(QObject):
         self.sig_state.emit()
         return True
 
-    def add_facts_file(self, path: str) -> int:
+    def read_facts_file(self, path: str) -> list | None:
+        """The entries (engine Entities) of a facts file; None, with an error dialog, when it cannot be read."""
         from ..engine.entities import load_facts_file
 
         try:
-            entities = load_facts_file(path)
+            return load_facts_file(path)
         except Exception as error:  # noqa: BLE001 - EntityDataError names file, line and column
             self.sig_error.emit("Facts file not loaded", str(error), "")
+            return None
+
+    def add_facts_file(self, path: str, names: list[str] | None = None) -> int:
+        """Add the entries of a facts file as targets with their facts: those named in ``names``, or all."""
+        entities = self.read_facts_file(path)
+        if entities is None:
             return 0
+        if names is not None:
+            chosen = {name.lower() for name in names}
+            entities = [e for e in entities if e.name.lower() in chosen]
         added = 0
         for entity in entities:
             self.targets = [t for t in self.targets if t.name.lower() != entity.name.lower()]
@@ -364,8 +441,10 @@ class AppModel(QObject):
         self.sig_state.emit()
 
     # ---- run ----------------------------------------------------------------------------------------------
-    def start_run(self, config, *, evaluate: bool = True, verify_known: bool = True) -> Job | None:  # noqa: ANN001
-        """Start unlearning the targets with ``config`` (an engine TrainConfig, already validated)."""
+    def start_run(self, config, *, evaluate: bool = True, verify_known: bool = True,  # noqa: ANN001
+                  start_from: str = "original") -> Job | None:
+        """Start unlearning the targets with ``config`` (an engine TrainConfig, already validated); ``start_from``
+        "original" puts θ0 back first when the weights are modified, "current" continues from them."""
         if self.session is None:
             self.sig_message.emit("Load a model first.")
             return None
@@ -387,12 +466,9 @@ class AppModel(QObject):
 
             entities = _resolve(session, targets)
             refs = _prepare_references(job, session, [t.name for t in entities], verify_known)
-            job.emit_event(ReferencesReady(refs.known_points.tolist(), refs.unknown_points.tolist(),
-                                           list(refs.known_names), list(refs.unknown_names),
-                                           list(refs.top_known_latents), list(refs.top_unknown_latents),
-                                           [t.name for t in entities]))
+            job.emit_event(_references_ready(refs, [t.name for t in entities]))
             request = UnlearnRequest(entities, config=config, run_dir=run_dir, evaluate=evaluate,
-                                     verify_known=verify_known)
+                                     verify_known=verify_known, start_from=start_from)
             result = drain_events(job, session.unlearn(request, job.cancel))
             report = dict(result.report)
             report.setdefault("run_dir", str(run_dir))
@@ -541,6 +617,12 @@ def _resolve(session, targets: list[Target]) -> list:  # noqa: ANN001 - a Sessio
 
     extra = [Entity(t.name, t.type, t.facts) for t in targets if t.facts or not t.listed]
     return session.resolve_targets([t.name for t in targets if t.listed and not t.facts], extra)
+
+
+def _references_ready(refs, targets: list[str]) -> ReferencesReady:  # noqa: ANN001 - engine References
+    return ReferencesReady(refs.known_points.tolist(), refs.unknown_points.tolist(), list(refs.known_names),
+                           list(refs.unknown_names), list(refs.top_known_latents), list(refs.top_unknown_latents),
+                           list(targets))
 
 
 def _classify_in_job(job: Job, session, share: float) -> None:  # noqa: ANN001 - a Session

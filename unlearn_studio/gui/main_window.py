@@ -9,18 +9,20 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QTabWidget,
-                               QWidget)
+                               QVBoxLayout, QWidget)
 
 from .. import __version__
 from ..engine.run_config import TrainConfig  # torch-free
 from ..errors import UserError
-from .app_model import JOB_LABELS, AppModel
+from .app_model import JOB_LABELS, MAP, RUN, AppModel
 from .panels.ask import AskPanel
 from .panels.audit import AuditPanel
 from .panels.entities import EntitiesPanel, TargetsPanel
 from .panels.results import FactsPanel
 from .panels.run import RunPanel
+from .panels.runs import RunComparison, RunsPanel, restore_plots
 from .panels.setup import SetupPanel
+from .panels.try_these import TryThesePanel
 from .plots import LivePlots
 
 SETTINGS_VERSION = 1
@@ -53,10 +55,21 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.plots, "Live plots")
         self.tabs.addTab(self.audit, "Audit")
         self.tabs.setTabToolTip(1, "Where the targets' knowledge was, layer by layer, and whether any of it is left")
+        self.comparison = RunComparison()
+        self.tabs.addTab(self.comparison, "Compare runs")
+        self.tabs.setTabToolTip(self.tabs.indexOf(self.comparison), "Several past runs side by side (select them in Runs)")
         self.setCentralWidget(self.tabs)
         self.setup = SetupPanel(self.model)
         self.entities = EntitiesPanel(self.model)
         self.targets = TargetsPanel(self.model, self.entities)
+        self.try_these = TryThesePanel(self.model)
+        targets_box = QWidget()
+        targets_layout = QVBoxLayout(targets_box)
+        targets_layout.setContentsMargins(0, 0, 0, 0)
+        targets_layout.setSpacing(0)
+        targets_layout.addWidget(self.try_these)
+        targets_layout.addWidget(self.targets, 1)
+        self.runs = RunsPanel(self.model)
         self.run_panel = RunPanel(self.model)
         self.ask = AskPanel(self.model)
         self.facts = FactsPanel(self.model)
@@ -68,16 +81,21 @@ class MainWindow(QMainWindow):
         self._dock("setup", "Model and SAE", self.setup, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("entities", "Reference entities", self.entities, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("run", "Run", self.run_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("targets", "Targets to forget", self.targets, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("targets", "Targets to forget", targets_box, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("ask", "Ask before / after", self.ask, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("facts", "Facts before / after", self.facts, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("log", "Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("runs", "Runs", self.runs, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["ask"], self.docks["facts"])
         self.tabifyDockWidget(self.docks["facts"], self.docks["log"])
+        self.tabifyDockWidget(self.docks["log"], self.docks["runs"])
         self.docks["ask"].raise_()
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self._default_state = None
+        self.start_from_box: QMessageBox | None = None
+        self._status_job: str | None = None  # the job the status bar names, until it ends
+        self._outcome: str | None = None  # the last message since that job started: shown when it ends
 
         self._make_actions()
         self._make_status_bar()
@@ -88,6 +106,7 @@ class MainWindow(QMainWindow):
         self.model.sig_state.connect(self._on_state)
         self.model.sig_run_started.connect(self.plots.start_run)
         self.model.sig_run_started.connect(lambda _refs: self.tabs.setCurrentWidget(self.plots))
+        self.model.sig_run_started.connect(lambda _refs: self.tabs.setTabText(self.tabs.indexOf(self.plots), "Live plots"))
         self.model.sig_initial.connect(self.plots.add_initial)
         self.model.sig_step.connect(self.plots.add_step)
         self.model.sig_audit.connect(lambda _result: self.tabs.setCurrentWidget(self.audit))
@@ -95,6 +114,10 @@ class MainWindow(QMainWindow):
         self.model.sig_loaded.connect(self._on_loaded)
         self.model.sig_run_ended.connect(self._on_run_ended)
         self.model.sig_saved.connect(self._on_saved)
+        self.model.sig_map.connect(self._on_map)
+        self.runs.sig_open.connect(self.open_run)
+        self.runs.sig_compare.connect(self.compare_runs)
+        self.entities.verify.toggled.connect(lambda checked: setattr(self.model, "map_verify", checked))
 
         self.resize(1400, 900)
         self.resizeDocks([self.docks["setup"], self.docks["run"]], [345, 300], Qt.Orientation.Horizontal)
@@ -102,6 +125,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["setup"], self.docks["run"]], [330, 470], Qt.Orientation.Vertical)
         self._default_state = self.saveState(SETTINGS_VERSION)
         self.restore_settings()
+        self.model.map_verify = self.entities.verify.isChecked()
+        self.runs.refresh()
         self._on_state()
         if autoload:
             QTimer.singleShot(0, self.setup.load)
@@ -134,12 +159,14 @@ class MainWindow(QMainWindow):
         file_menu = menu.addMenu("&File")
         self.act_load = self._action("&Load model and SAE", self.setup.load, ["Ctrl+O"], "Load the chosen model and SAE")
         self.act_facts = self._action("Load &facts file…", self.targets.load_file, [], "Add targets with facts")
+        self.act_open_runs = self._action("Open &run folder…", self.runs.choose_folder, [],
+                                          "List the runs of a folder in Runs (e.g. made with the CLI elsewhere)")
         self.act_save = self._action("&Save model…", self.save_model_dialog, ["Ctrl+S"],
                                      "Save the current weights to a new folder")
         self.act_export = self._action("&Export run (open its folder)", self.export_run, ["Ctrl+E"],
                                        "Open the last run's folder (config, metrics.jsonl, report)")
         self.act_quit = self._action("&Quit", self.close, ["Ctrl+Q"])
-        for action in (self.act_load, self.act_facts, None, self.act_save, self.act_export, None, self.act_quit):
+        for action in (self.act_load, self.act_facts, self.act_open_runs, None, self.act_save, self.act_export, None, self.act_quit):
             file_menu.addSeparator() if action is None else file_menu.addAction(action)
         run_menu = menu.addMenu("&Run")
         self.act_classify = self._action("&Classify known-ness", self.model.classify, [], "Which entities the model knows")
@@ -187,15 +214,63 @@ class MainWindow(QMainWindow):
 
     # ---- actions ---------------------------------------------------------------------------------------------
     def start_run(self) -> None:
-        if self.model.busy is not None:
+        """Start; when the weights are already modified, ask first (non-blocking) where the run starts from."""
+        if self.model.busy is not None and self.model.busy != MAP:  # the background map gives way to a run
             return
         try:
             config = self.run_panel.config()
         except UserError as error:  # the same words as the command line's
             self.show_error("Run not started", str(error), "")
             return
+        if not self.model.modified or self.model.session is None or not self.model.targets:
+            self._start_with(config, "original")
+            return
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Start from which weights?")
+        box.setText("The model's weights are already modified by a run.")
+        box.setInformativeText("Start from the original weights (the run's measures then compare with the original "
+                               "model), or continue unlearning from the current weights?")
+        self.start_original_button = box.addButton("Start from the original weights", QMessageBox.ButtonRole.AcceptRole)
+        self.start_current_button = box.addButton("Continue from the current weights", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(self.start_original_button)
+        box.buttonClicked.connect(lambda button: self._start_from_answer(button, config))
+        box.open()
+        self.start_from_box = box
+
+    def _start_from_answer(self, button, config) -> None:  # noqa: ANN001 - a QAbstractButton, a TrainConfig
+        choice = {self.start_original_button: "original", self.start_current_button: "current"}.get(button)
+        self.activateWindow()
+        if choice is not None:
+            self._start_with(config, choice)
+
+    def _start_with(self, config, start_from: str) -> None:  # noqa: ANN001 - a TrainConfig
         self.model.start_run(config, evaluate=self.run_panel.evaluate.isChecked(),
-                             verify_known=self.entities.verify.isChecked())
+                             verify_known=self.entities.verify.isChecked(), start_from=start_from)
+
+    def open_run(self, record) -> None:  # noqa: ANN001 - an engine RunRecord
+        """Show a past run: its plots, fact table and report (the loaded model, if any, is not touched)."""
+        if self.model.busy == RUN:
+            self.show_error("Run not opened", "A run is going: wait for it to end (or stop it) to look at a past run.", "")
+            return
+        restore_plots(self.plots, record)
+        self.facts.show_report(record.report)
+        self.tabs.setTabText(self.tabs.indexOf(self.plots), f"Run {Path(record.summary.path).name}")
+        self.tabs.setCurrentWidget(self.plots)
+        self.model.sig_message.emit(f"Opened the run {record.summary.path} ({record.summary.method}, "
+                                    f"{record.summary.steps} steps).")
+
+    def compare_runs(self, records: list) -> None:
+        self.comparison.show_runs(records)
+        self.tabs.setCurrentWidget(self.comparison)
+
+    def _on_map(self, ready) -> None:  # noqa: ANN001 - a MapReady
+        if self.model.busy == RUN:
+            return
+        self.plots.start_run(ready.references)
+        self.tabs.setTabText(self.tabs.indexOf(self.plots), "Live plots")
+        self.tabs.setCurrentWidget(self.plots)
 
     def start_audit(self) -> None:
         if self.model.busy is not None:
@@ -226,6 +301,8 @@ class MainWindow(QMainWindow):
             self.model.unload()
         else:
             self.model.sig_message.emit("Using the SAE anyway (see the note on the Model and SAE card).")
+            if self.model.auto_map:
+                self.model.prepare_map()
         self.activateWindow()  # keyboard shortcuts (Esc, Ctrl+R) go to the window again
 
     def ask_new_folder(self) -> str:
@@ -308,6 +385,8 @@ class MainWindow(QMainWindow):
     def _on_message(self, text: str) -> None:
         self.job_label.setText(text)
         self.log.appendPlainText(text)
+        if self._status_job is not None and text != f"{JOB_LABELS.get(self._status_job, '')}…":
+            self._outcome = text
 
     def _on_state(self) -> None:
         busy = self.model.busy
@@ -327,8 +406,13 @@ class MainWindow(QMainWindow):
             if self.model.modified:
                 title += " (modified)"
         self.setWindowTitle(title)
-        if busy:
+        # The status bar names the job while it runs; when it ends, the job's last message (its outcome) or Ready.
+        if busy and busy != self._status_job:
+            self._status_job, self._outcome = busy, None
             self.job_label.setText(f"{JOB_LABELS.get(busy, busy)}…")
+        elif not busy and self._status_job is not None:
+            self._status_job = None
+            self.job_label.setText(self._outcome or "Ready")
 
     def _on_loaded(self, description: dict) -> None:
         self.docks["entities"].raise_()
@@ -343,7 +427,6 @@ class MainWindow(QMainWindow):
     def _on_run_ended(self, outcome: str, info: object) -> None:
         if outcome == "finished" and isinstance(info, dict) and info.get("fact_table"):
             self.docks["facts"].raise_()
-        self._on_state()
 
     def _on_saved(self, path: str) -> None:
         self.log.appendPlainText(f"model saved to {path}")
@@ -373,6 +456,7 @@ class MainWindow(QMainWindow):
         s.setValue("verify_known", "1" if self.entities.verify.isChecked() else "0")
         s.setValue("audit_verify_known", "1" if self.audit.verify.isChecked() else "0")
         s.setValue("ask_prompt", self.ask.prompt.text())
+        s.setValue("run_folders", json.dumps(self.runs.extra_roots))
         s.sync()
 
     def restore_settings(self) -> None:
@@ -398,6 +482,7 @@ class MainWindow(QMainWindow):
             self.entities.verify.setChecked(str(s.value("verify_known", "1")) != "0")
             self.audit.verify.setChecked(str(s.value("audit_verify_known", "1")) != "0")
             self.ask.prompt.setText(str(s.value("ask_prompt", "") or ""))
+            self.runs.extra_roots = [f for f in self._list("run_folders") if Path(f).is_dir()]
         except (TypeError, ValueError, KeyError) as error:  # a damaged settings file: keep the defaults
             self.log.appendPlainText(f"settings not restored ({error}); using the defaults")
 

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPlainTextEdit, QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
 
-from ..app_model import CLASSIFY, REFERENCES, AppModel, EntityRow, Target
+from ..app_model import CLASSIFY, MAP, REFERENCES, AppModel, EntityRow, Target
 
 COLUMNS = ("Entity", "Type", "List", "Status", "P(known)")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # numbers sort as numbers (P(known)); "—" sorts below every value
@@ -148,7 +148,7 @@ class EntitiesPanel(QWidget):
         self.model.compute_references(self.verify.isChecked())
 
     def _on_progress(self, job: str, message: str, fraction: float) -> None:
-        if job in (CLASSIFY, REFERENCES) or message.startswith("known-ness"):
+        if job in (CLASSIFY, REFERENCES, MAP) or message.startswith("known-ness"):
             self.progress.setValue(int(1000 * max(0.0, min(1.0, fraction))))
             self.progress.setFormat(message[:50])
 
@@ -271,7 +271,19 @@ class TargetsPanel(QWidget):
     def load_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load a facts file", "", "JSON files (*.json);;All files (*)")
         if path:
-            self.model.add_facts_file(path)
+            self.pick_facts_entries(path)
+
+    def pick_facts_entries(self, path: str) -> None:
+        """Ask (non-blocking) which of the file's entries to add; the dialog stays in ``self.entries_dialog``."""
+        from .facts_picker import FactsEntriesDialog
+
+        entries = self.model.read_facts_file(path)
+        if not entries:
+            return
+        dialog = FactsEntriesDialog(path, entries, [t.name for t in self.model.targets], self)
+        dialog.accepted.connect(lambda: self.model.add_facts_file(path, dialog.chosen()))
+        dialog.open()
+        self.entries_dialog = dialog
 
     def remove_selected(self) -> None:
         for item in self.list.selectedItems():
