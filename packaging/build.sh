@@ -10,7 +10,7 @@
 #
 # Environment: PYTHON (default .venv/bin/python, else python3), NICE (default 10: the build is
 # CPU-heavy), SKIP_INFO=1 skips the `info --demo` check.
-# The build takes about 5 minutes on 2 free cores (25 on a busy machine), the checks 1-3 minutes;
+# The build takes about 5 minutes on 2 free cores (25-40 on a busy machine), the checks a few minutes;
 # the folder is about 1.3 GB in 7,600 files (see docs/guide.md, "Installing").
 set -euo pipefail
 . "$(dirname "$0")/find_python.sh"
