@@ -92,9 +92,9 @@ def load_then_quit(scenario: str, model: str, sae: str):
         def start_run() -> None:
             window.model.add_target(*RUN_TARGET)
             window.entities.verify.setChecked(False)  # a random model knows nothing: use the lists as they are
-            window.run_panel.steps.setValue(500)
+            window.run_panel.form.widgets["steps"].setValue(500)
+            window.run_panel.form.widgets["early_stop"].setChecked(False)
             window.run_panel.evaluate.setChecked(False)
-            window.run_panel.early_stop.setChecked(False)
             window.model.sig_step.connect(lambda event: (say(f"run at step {event.step}"), quit_once()))
             say("starting a run")
             window.run_panel.start_button.click()
