@@ -60,8 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     gui.set_defaults(handler=cmd_gui)
 
     from .cli_commands import register_commands
+    from .cli_steer import register_steer
 
     register_commands(commands)
+    register_steer(commands)
     return parser
 
 
