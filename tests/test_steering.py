@@ -138,16 +138,13 @@ def test_cli_steer_refuses_a_prompt_without_the_entity(tiny_model_dir, tiny_sae_
 
 
 @pytest.mark.demo
-def test_turning_the_known_latents_off_changes_a_known_entitys_answer(demo_model_dir, isolated_data_dir):
-    import shutil
-
+def test_turning_the_known_latents_off_changes_a_known_entitys_answer(demo_model_dir):
     from unlearn_studio.engine.pipeline import ModelSpec, load_session
 
-    real_cache = demo_model_dir.parents[1] / "cache" / "knownness"  # the known-ness results, measured once
-    if real_cache.is_dir():
-        shutil.copytree(real_cache, isolated_data_dir / "cache" / "knownness", dirs_exist_ok=True)
     demo = load_session(ModelSpec(model=str(demo_model_dir), device="cpu"))
-    result = steer(demo, "Eiffel Tower", "Where is the Eiffel Tower?", strength=-1.0, max_new_tokens=24)
+    # The shipped lists as they are (no known-ness check, which takes minutes the first time per model).
+    result = steer(demo, "Eiffel Tower", "Where is the Eiffel Tower?", strength=-1.0, max_new_tokens=24,
+                   verify_known=False)
     print(json.dumps({"original": result.original, "steered": result.steered}))
     assert "Paris" in result.original
     assert result.steered != result.original
