@@ -6,17 +6,18 @@ import argparse
 import json
 import sys
 
+from .cli_common import add_model_arguments, model_options, progress_printer
+
 
 def cmd_steer(args: argparse.Namespace) -> int:
-    from .cli import _progress_printer
-    from .cli_commands import _session
+    from .engine.pipeline import load_session
     from .engine.steering import check_strength, steer
 
     check_strength(args.strength)  # a bad value fails before the model loads
-    session = _session(args)
+    report = progress_printer(args.quiet)
+    session = load_session(model_options(args), progress=report)
     for warning in session.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    report = _progress_printer(args.quiet)
     if not args.no_verify:  # slow the first time per model, then cached: with its own progress lines
         session.classify(progress=lambda m, f: report(f"known-ness: {m}", f), cancel=args.cancel)
     result = steer(session, args.entity, args.prompt, strength=args.strength, add_unknown=args.add_unknown,
@@ -37,13 +38,11 @@ def cmd_steer(args: argparse.Namespace) -> int:
 
 
 def register_steer(commands: argparse._SubParsersAction) -> None:
-    from .cli import _add_model_arguments
-
     parser = commands.add_parser("steer", help="answer with the entity's known-entity latents scaled (are they causal?)",
                                  description="Scale the entity's top known-entity SAE latents at its tokens in the "
                                              "prompt and answer greedily with the original weights, beside the "
                                              "unsteered answer. No training.")
-    _add_model_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument("prompt", help="the prompt; it must name the entity")
     parser.add_argument("--entity", required=True, help="the entity whose latents are steered, as written in the prompt")
     parser.add_argument("--strength", type=float, default=-1.0,

@@ -31,9 +31,10 @@ from ..errors import UserError
 from .entities import validate_target_name
 from .generation import format_prompt
 from .hooks import HookPoint
-from .latents import References, check_cancel
+from .jobs import ProgressCallback, check_cancel
+from .latents import References
 
-Progress = Callable[[str, float], None]
+
 STRENGTH_LIMIT = 10.0
 DEFAULT_STRENGTH = -1.0
 
@@ -176,7 +177,7 @@ def _greedy(model, tokenizer, input_ids: list[int], max_new_tokens: int) -> str:
 
 def steer_answers(model, tokenizer, sae, hook: HookPoint, refs: References, entity: str, prompt: str, *,
                   strength: float = DEFAULT_STRENGTH, add_unknown: bool = False, chat: bool = True,
-                  max_new_tokens: int = 32, progress: Progress | None = None,
+                  max_new_tokens: int = 32, progress: ProgressCallback | None = None,
                   cancel: threading.Event | None = None) -> SteeringResult:
     """The unsteered and the steered greedy answer to ``prompt`` with the model's current weights."""
     report = progress or (lambda message, fraction: None)
@@ -212,7 +213,7 @@ def steer_answers(model, tokenizer, sae, hook: HookPoint, refs: References, enti
 
 def steer(session, entity: str, prompt: str, *, strength: float = DEFAULT_STRENGTH, add_unknown: bool = False,
           chat: bool = True, max_new_tokens: int = 32, verify_known: bool = True, references: References | None = None,
-          progress: Progress | None = None, cancel: threading.Event | None = None) -> SteeringResult:
+          progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> SteeringResult:
     """:func:`steer_answers` on a Session: its references without ``entity`` (θ0) and its original weights."""
     report = progress or (lambda message, fraction: None)
     check_strength(strength)
