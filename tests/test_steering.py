@@ -138,13 +138,18 @@ def test_cli_steer_refuses_a_prompt_without_the_entity(tiny_model_dir, tiny_sae_
 
 
 @pytest.mark.demo
-def test_turning_the_known_latents_off_changes_a_known_entitys_answer(demo_model_dir):
+def test_pushing_the_known_latents_past_off_changes_a_known_entitys_answer(demo_model_dir):
+    """Measured (chat, greedy): at −1 the Eiffel Tower answer stays "located in Paris, France, France."; at −2 it
+    becomes "located in the Champ de l'Étoile, a historic landmark in Paris, France. ..."."""
     from unlearn_studio.engine.pipeline import ModelSpec, load_session
 
     demo = load_session(ModelSpec(model=str(demo_model_dir), device="cpu"))
     # The shipped lists as they are (no known-ness check, which takes minutes the first time per model).
-    result = steer(demo, "Eiffel Tower", "Where is the Eiffel Tower?", strength=-1.0, max_new_tokens=24,
-                   verify_known=False)
-    print(json.dumps({"original": result.original, "steered": result.steered}))
-    assert "Paris" in result.original
-    assert result.steered != result.original
+    known, unknown = demo.reference_entities(["Eiffel Tower"], verify=False)
+    refs = demo.references(known, unknown)
+    answers = {strength: steer(demo, "Eiffel Tower", "Where is the Eiffel Tower?", strength=strength, max_new_tokens=24,
+                               references=refs) for strength in (0.0, -2.0)}
+    print(json.dumps({strength: [r.original, r.steered] for strength, r in answers.items()}))
+    assert "Paris" in answers[0.0].original
+    assert answers[0.0].steered == answers[0.0].original
+    assert answers[-2.0].steered != answers[-2.0].original
