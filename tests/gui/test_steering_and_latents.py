@@ -93,7 +93,9 @@ def test_clicking_a_latent_bar_opens_its_dashboard(qtbot, window):
     assert dashboard.latent_list.currentItem().data(Qt.ItemDataRole.UserRole) == latent
     refs = window.model.references
     known, unknown = dashboard.drawn_histogram()
-    assert known.sum() == refs.known_latent_acts.shape[0] and unknown.sum() == refs.unknown_latent_acts.shape[0]
+    column = [int(i) for i in refs.latent_ids].index(latent)
+    assert known.sum() == int((refs.known_latent_acts[:, column] > 0).sum())  # the prompts where it fires
+    assert unknown.sum() == int((refs.unknown_latent_acts[:, column] > 0).sum())
     start, now = dashboard.drawn_markers()
     name = "Eiffel Tower"
     assert start == pytest.approx(plots.latents_start[name][index], abs=1e-6)

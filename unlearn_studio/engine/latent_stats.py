@@ -2,8 +2,9 @@
 
 For each of the top known- and unknown-entity latents: its separation score (the fraction of known-reference
 prompts where it fires minus the fraction of unknown ones, Ferrando et al.), the histogram of its activation
-over the known and the unknown reference prompts on shared bins, the reference entities on which it fires
-most, and, when given, a target's activation at θ0 and now.
+over the known and the unknown reference prompts where it fires (shared bins; the silent prompts are the
+fire rates, and would flatten every other bin), the reference entities on which it fires most, and, when
+given, a target's activation at θ0 and now.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class LatentProfile:
     known_fire_rate: float
     unknown_fire_rate: float
     bin_edges: list[float]
-    known_counts: list[int]  # reference prompts per bin
+    known_counts: list[int]  # reference prompts per bin, among those where the latent fires
     unknown_counts: list[int]
     top_entities: list[FiringEntity]
     target: str | None = None
@@ -59,16 +60,17 @@ def latent_profile(refs: References, latent: int, *, target: str | None = None,
     column = columns.index(latent)
     known = refs.known_latent_acts[:, column].float()
     unknown = refs.unknown_latent_acts[:, column].float()
-    values = [known, unknown]
+    known_firing, unknown_firing = known[known > 0], unknown[unknown > 0]
+    values = [known_firing, unknown_firing, torch.zeros(1)]
     for given in (target_start, target_now):
         if given is not None and latent in given:
             values.append(torch.tensor([float(given[latent])]))
     low, high = float(torch.cat(values).min()), float(torch.cat(values).max())
-    if high <= low:  # a latent that never fires on any reference: one bin around its single value
-        low, high = low - 0.5, high + 0.5
+    if high <= low:  # a latent that never fires on any reference
+        high = low + 1.0
     edges = torch.linspace(low, high, bins + 1)
-    known_counts = torch.histogram(known, bins=edges).hist
-    unknown_counts = torch.histogram(unknown, bins=edges).hist
+    known_counts = torch.histogram(known_firing, bins=edges).hist
+    unknown_counts = torch.histogram(unknown_firing, bins=edges).hist
     firing = [FiringEntity(name, kind, float(mean)) for kind, names, acts, owners in (
         ("known", refs.known_names, known, refs.known_owners), ("unknown", refs.unknown_names, unknown, refs.unknown_owners))
         for name, mean in zip(names, _entity_means(acts, owners, len(names)).tolist())]

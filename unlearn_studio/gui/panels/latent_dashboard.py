@@ -37,7 +37,7 @@ class LatentDashboard(QWidget):
         self.header.setWordWrap(True)
         self.header.setTextFormat(Qt.TextFormat.RichText)
 
-        self.histogram = _plot("Activation over the reference prompts", "activation at the last entity token",
+        self.histogram = _plot("Activation over the reference prompts where it fires", "activation at the last entity token",
                                "reference prompts")
         _legend(self.histogram)
         self.known_curve = pg.PlotDataItem([0, 1], [0], stepMode="center", fillLevel=0, pen=pg.mkPen(KNOWN_COLOUR, width=1.5),
@@ -166,7 +166,7 @@ class LatentDashboard(QWidget):
             line.setVisible(value is not None)
             if value is not None:
                 line.setValue(float(value))
-        self.histogram.setTitle(f"Latent {profile.latent}: activation over the reference prompts", size="10pt")
+        self.histogram.setTitle(f"Latent {profile.latent}: activation over the reference prompts where it fires", size="10pt")
         self.entities.setRowCount(len(profile.top_entities))
         for row, entity in enumerate(profile.top_entities):
             for column, text in enumerate((entity.name, entity.kind, f"{entity.activation:.3f}")):
