@@ -8,6 +8,7 @@ import torch
 from unlearn_studio.engine.latents import References, build_references
 from unlearn_studio.engine.probe import fit_probe
 from unlearn_studio.engine.saes import load_sae
+from unlearn_studio.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,40 @@ def test_probe_fits_a_linearly_separable_problem():
     features = torch.randn(200, 5)
     labels = (features[:, 0] + 0.5 * features[:, 1] > 0).float()
     assert fit_probe(features, labels).accuracy(features, labels) >= 0.97
+
+
+def test_latent_profiles_match_a_direct_computation(sae, references):
+    import numpy as np
+
+    from unlearn_studio.engine.latent_stats import latent_profile, latent_profiles
+
+    refs, known, unknown = references
+    with torch.no_grad():
+        known_codes, unknown_codes = sae.encode(known), sae.encode(unknown)
+    profiles = latent_profiles(refs)
+    assert [p.latent for p in profiles] == refs.top_known_latents + refs.top_unknown_latents
+    assert [p.kind for p in profiles] == ["known"] * 8 + ["unknown"] * 8
+    latent = refs.top_known_latents[0]
+    profile = latent_profile(refs, latent, target="t", target_start={latent: 2.0}, target_now={latent: 0.0}, bins=10)
+    k, u = known_codes[:, latent].numpy(), unknown_codes[:, latent].numpy()
+    assert profile.known_fire_rate == pytest.approx(float((k > 0).mean()))
+    assert profile.separation == pytest.approx(float((k > 0).mean() - (u > 0).mean()), abs=1e-6)
+    edges = np.linspace(0.0, max(k.max(), u.max(), 2.0), 11)
+    np.testing.assert_allclose(profile.bin_edges, edges, rtol=1e-5)
+    assert profile.known_counts == np.histogram(k[k > 0], bins=edges)[0].tolist()
+    assert profile.unknown_counts == np.histogram(u[u > 0], bins=edges)[0].tolist()
+    means = {f"k{i}": float(k[i * 4:(i + 1) * 4].mean()) for i in range(10)}
+    means.update({f"u{i}": float(u[i * 4:(i + 1) * 4].mean()) for i in range(9)})
+    expected = [name for name, value in sorted(means.items(), key=lambda item: -item[1]) if value > 0][:8]
+    assert [entity.name for entity in profile.top_entities] == expected
+    assert (profile.target_start, profile.target_now) == (2.0, 0.0)
+    with pytest.raises(UserError, match="not one of the top"):
+        latent_profile(refs, next(i for i in range(sae.cfg.d_sae) if i not in set(refs.latent_ids.tolist())))
+
+
+def test_references_round_trip_keeps_the_latent_activations(references, tmp_path):
+    refs, _, _ = references
+    refs.save(tmp_path / "refs.safetensors")
+    loaded = References.load(tmp_path / "refs.safetensors")
+    for name in ("latent_ids", "known_latent_acts", "unknown_latent_acts", "known_owners", "unknown_owners"):
+        torch.testing.assert_close(getattr(loaded, name), getattr(refs, name))

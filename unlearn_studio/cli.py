@@ -60,11 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     gui.set_defaults(handler=cmd_gui)
 
     from .cli_commands import register_commands
+    from .cli_steer import register_steer
 
     register_commands(commands)
     from .cli_runs import register as register_runs
 
     register_runs(commands)
+    register_steer(commands)
     return parser
 
 

@@ -78,6 +78,12 @@ def fit_projection(codes: torch.Tensor, mu_known: torch.Tensor, mu_unknown: torc
     return Projection(mu_unknown.clone(), axis_x, axis_y / axis_y.norm().clamp_min(1e-8))
 
 
+def top_latents(separation: torch.Tensor, kind: str) -> list[int]:
+    """The TOP_LATENTS most known-entity (``kind`` "known") or unknown-entity latents; ties keep the lower id first."""
+    order = torch.argsort(separation, descending=kind == "known", stable=True)
+    return [int(i) for i in order[:TOP_LATENTS]]
+
+
 @dataclass
 class References:
     """Everything measured on θ0 that unlearning and its plots compare against."""
@@ -98,6 +104,13 @@ class References:
     known_entity_p_known: torch.Tensor  # per reference entity, mean over its prompts
     unknown_entity_p_known: torch.Tensor
     probe_train_accuracy: float
+    # Per-prompt activations of the top latents (columns ``latent_ids``) and each prompt's entity index:
+    # what the latent dashboard's histograms and top entities are read from.
+    latent_ids: torch.Tensor
+    known_latent_acts: torch.Tensor
+    unknown_latent_acts: torch.Tensor
+    known_owners: torch.Tensor
+    unknown_owners: torch.Tensor
     meta: dict = field(default_factory=dict)
 
     @property
@@ -111,11 +124,11 @@ class References:
 
     @property
     def top_known_latents(self) -> list[int]:
-        return [int(i) for i in torch.argsort(self.separation, descending=True)[:TOP_LATENTS]]
+        return top_latents(self.separation, "known")
 
     @property
     def top_unknown_latents(self) -> list[int]:
-        return [int(i) for i in torch.argsort(self.separation)[:TOP_LATENTS]]
+        return top_latents(self.separation, "unknown")
 
     def p_known(self, codes: torch.Tensor) -> torch.Tensor:
         return self.probe.p_known(codes.float().cpu())
@@ -128,7 +141,8 @@ class References:
     def tensors(self) -> dict[str, torch.Tensor]:
         tensors = {name: getattr(self, name).contiguous() for name in (
             "mu_known", "mu_unknown", "resid_mu_known", "resid_mu_unknown", "error_mu_unknown", "separation",
-            "unknown_distances", "known_points", "unknown_points", "known_entity_p_known", "unknown_entity_p_known")}
+            "unknown_distances", "known_points", "unknown_points", "known_entity_p_known", "unknown_entity_p_known",
+            "latent_ids", "known_latent_acts", "unknown_latent_acts", "known_owners", "unknown_owners")}
         tensors.update({f"projection.{n}": getattr(self.projection, n).contiguous() for n in ("origin", "axis_x", "axis_y")})
         tensors.update({k: v.contiguous() for k, v in self.probe.tensors().items()})
         return tensors
@@ -178,6 +192,7 @@ def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unk
     probe = fit_probe(codes, labels)
     projection = fit_projection(codes, mu_known, mu_unknown)
     separation = (known_codes > 0).float().mean(0) - (unknown_codes > 0).float().mean(0)
+    latent_ids = torch.tensor(top_latents(separation, "known") + top_latents(separation, "unknown"), dtype=torch.long)
     return References(
         known_names=list(known_names), unknown_names=list(unknown_names),
         mu_known=mu_known, mu_unknown=mu_unknown,
@@ -190,6 +205,9 @@ def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unk
         known_entity_p_known=_entity_means(probe.p_known(known_codes)[:, None], known_owners, len(known_names))[:, 0],
         unknown_entity_p_known=_entity_means(probe.p_known(unknown_codes)[:, None], unknown_owners, len(unknown_names))[:, 0],
         probe_train_accuracy=probe.accuracy(codes, labels),
+        latent_ids=latent_ids, known_latent_acts=known_codes[:, latent_ids].contiguous(),
+        unknown_latent_acts=unknown_codes[:, latent_ids].contiguous(),
+        known_owners=torch.tensor(known_owners, dtype=torch.long), unknown_owners=torch.tensor(unknown_owners, dtype=torch.long),
     )
 
 

@@ -18,11 +18,12 @@ from .workers import Job, JobManager, drain_events
 # Job names shown in the status bar.
 LOAD, CLASSIFY, REFERENCES, RUN, AUDIT, ASK, SAVE, RESET = ("load", "classify", "references", "run", "audit", "ask",
                                                             "save", "reset")
+STEER = "steer"
 MAP = "map"  # known-ness and θ0's references right after a load, for the 2-D map and the Try-these list
 JOB_LABELS = {LOAD: "Loading the model and SAE", CLASSIFY: "Classifying known-ness",
               REFERENCES: "Computing the reference statistics", RUN: "Unlearning", AUDIT: "Auditing the targets",
               ASK: "Answering", SAVE: "Saving the model", RESET: "Resetting the model",
-              MAP: "Preparing the 2-D map of known and unknown entities"}
+              MAP: "Preparing the 2-D map of known and unknown entities", STEER: "Steering"}
 AUDIT_REFERENCE_LIMIT = 40
 AUDIT_RELEARN_STEPS = 10
 
@@ -38,6 +39,7 @@ class ReferencesReady:
     top_known_latents: list[int]
     top_unknown_latents: list[int]
     targets: list[str]
+    references: object = None  # the engine References themselves (the latent dashboard reads them)
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ class AppModel(QObject):
     sig_saved = Signal(str)
     sig_error = Signal(str, str, str)  # title, message, details (traceback)
     sig_message = Signal(str)  # one line for the status bar
+    sig_steered = Signal(object)  # an engine SteeringResult
+    sig_references = Signal()  # self.references changed (a run started)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -134,6 +138,9 @@ class AppModel(QObject):
         self.suggestions: list = []  # engine Suggestions of the Try-these list
         self.auto_map = True  # prepare the 2-D map right after a load (when the SAE fits the model)
         self.map_verify = True  # the map's references are verified known / unknown entities (the window's check box)
+        self.references = None  # the last run's engine References
+        self.target_start: dict = {}  # target name -> engine TargetState with θ0
+        self.target_now: dict = {}  # target name -> TargetState at the last step
         self._job: Job | None = None
         self._queued: Job | None = None  # a job asked for while the map was being prepared: it runs next
         self._map_after_load = False
@@ -193,12 +200,17 @@ class AppModel(QObject):
 
         if isinstance(event, StepProgress):
             self.modified = True
+            self.target_now.update(event.targets)
             self.sig_step.emit(event)
         elif isinstance(event, Progress):
             self.sig_progress.emit(self._current(), event.message, event.fraction)
         elif isinstance(event, InitialState):
+            self.target_start, self.target_now = dict(event.targets), dict(event.targets)
             self.sig_initial.emit(event)
         elif isinstance(event, ReferencesReady):
+            if event.references is not None:
+                self.references, self.target_start, self.target_now = event.references, {}, {}
+                self.sig_references.emit()
             self.sig_run_started.emit(event)
         elif isinstance(event, StatusesReady):
             self._set_statuses(event.statuses)
@@ -372,6 +384,9 @@ class AppModel(QObject):
     def _done_map(self, ready: MapReady) -> None:
         self.suggestions = list(ready.suggestions)
         refs = ready.references
+        if refs.references is not None and self.references is None:  # the latent dashboard can open before any run
+            self.references = refs.references
+            self.sig_references.emit()
         self.sig_message.emit(f"2-D map ready: {len(refs.known_names)} known and {len(refs.unknown_names)} unknown "
                               "reference entities.")
         self.sig_map.emit(ready)
@@ -562,6 +577,41 @@ class AppModel(QObject):
         self.sig_message.emit(f"Audit of {', '.join(result.targets)} done ({len(result.layers)} layers{tail}).")
         self.sig_audit.emit(result)
 
+    # ---- steering and the latent dashboard ------------------------------------------------------------------------
+    def steer(self, entity: str, prompt: str, strength: float, *, add_unknown: bool = False, chat: bool = True,
+              max_new_tokens: int = 32, verify_known: bool = True) -> Job | None:
+        """Answer ``prompt`` with the original weights, unsteered and with ``entity``'s known-entity latents scaled."""
+        if self.session is None:
+            self.sig_message.emit("Load a model first.")
+            return None
+        session = self.session
+
+        def fn(job: Job):  # noqa: ANN202 - an engine SteeringResult
+            from ..engine.entities import validate_target_name
+            from ..engine.steering import check_strength, steer
+
+            check_strength(strength)
+            refs = _prepare_references(job, session, [validate_target_name(entity)], verify_known)
+            return steer(session, entity, prompt, strength=strength, add_unknown=add_unknown, chat=chat,
+                         max_new_tokens=max_new_tokens, references=refs, progress=job.progress, cancel=job.cancel)
+
+        return self._start(STEER, fn)
+
+    def _done_steer(self, result) -> None:  # noqa: ANN001 - an engine SteeringResult
+        self.sig_message.emit(f"Steered {result.entity} at strength {result.strength:g}: "
+                              f"{'the same answer' if result.steered == result.original else 'a different answer'}.")
+        self.sig_steered.emit(result)
+
+    def latent_profiles(self, target: str | None = None) -> list:
+        """The dashboard's statistics of the last run's top latents (engine LatentProfiles), with ``target``'s markers."""
+        if self.references is None:
+            return []
+        from ..engine.latent_stats import latent_profiles, target_latent_values
+
+        return latent_profiles(self.references, target=target or None,
+                               target_start=target_latent_values(self.references, self.target_start.get(target)),
+                               target_now=target_latent_values(self.references, self.target_now.get(target)))
+
     # ---- ask and save -------------------------------------------------------------------------------------------
     def ask(self, prompt: str, chat: bool = True, max_new_tokens: int = 48) -> Job | None:
         if self.session is None:
@@ -622,7 +672,7 @@ def _resolve(session, targets: list[Target]) -> list:  # noqa: ANN001 - a Sessio
 def _references_ready(refs, targets: list[str]) -> ReferencesReady:  # noqa: ANN001 - engine References
     return ReferencesReady(refs.known_points.tolist(), refs.unknown_points.tolist(), list(refs.known_names),
                            list(refs.unknown_names), list(refs.top_known_latents), list(refs.top_unknown_latents),
-                           list(targets))
+                           list(targets), refs)
 
 
 def _classify_in_job(job: Job, session, share: float) -> None:  # noqa: ANN001 - a Session

@@ -18,11 +18,13 @@ from .app_model import JOB_LABELS, MAP, RUN, AppModel
 from .panels.ask import AskPanel
 from .panels.audit import AuditPanel
 from .panels.entities import EntitiesPanel, TargetsPanel
+from .panels.latent_dashboard import LatentDashboard
 from .panels.results import FactsPanel
 from .panels.run import RunPanel
 from .panels.runs import RunComparison, RunsPanel, restore_plots
 from .panels.setup import SetupPanel
 from .panels.try_these import TryThesePanel
+from .panels.steering import SteeringPanel
 from .plots import LivePlots
 
 SETTINGS_VERSION = 1
@@ -58,6 +60,10 @@ class MainWindow(QMainWindow):
         self.comparison = RunComparison()
         self.tabs.addTab(self.comparison, "Compare runs")
         self.tabs.setTabToolTip(self.tabs.indexOf(self.comparison), "Several past runs side by side (select them in Runs)")
+        self.latents = LatentDashboard(self.model)
+        self.tabs.addTab(self.latents, "Latents")
+        self.tabs.setTabToolTip(self.tabs.indexOf(self.latents),
+                                "The run's top entity latents across the reference entities (click a latent's bar to open it)")
         self.setCentralWidget(self.tabs)
         self.setup = SetupPanel(self.model)
         self.entities = EntitiesPanel(self.model)
@@ -73,6 +79,7 @@ class MainWindow(QMainWindow):
         self.run_panel = RunPanel(self.model)
         self.ask = AskPanel(self.model)
         self.facts = FactsPanel(self.model)
+        self.steering = SteeringPanel(self.model, verify_known=lambda: self.entities.verify.isChecked())
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
@@ -84,11 +91,13 @@ class MainWindow(QMainWindow):
         self._dock("targets", "Targets to forget", targets_box, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("ask", "Ask before / after", self.ask, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("facts", "Facts before / after", self.facts, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("steering", "Steering", self.steering, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("log", "Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("runs", "Runs", self.runs, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["ask"], self.docks["facts"])
         self.tabifyDockWidget(self.docks["facts"], self.docks["log"])
         self.tabifyDockWidget(self.docks["log"], self.docks["runs"])
+        self.tabifyDockWidget(self.docks["log"], self.docks["steering"])
         self.docks["ask"].raise_()
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -109,6 +118,7 @@ class MainWindow(QMainWindow):
         self.model.sig_run_started.connect(lambda _refs: self.tabs.setTabText(self.tabs.indexOf(self.plots), "Live plots"))
         self.model.sig_initial.connect(self.plots.add_initial)
         self.model.sig_step.connect(self.plots.add_step)
+        self.plots.sig_latent_clicked.connect(self.open_latent)
         self.model.sig_audit.connect(lambda _result: self.tabs.setCurrentWidget(self.audit))
         self.model.sig_sae_warnings.connect(self.confirm_sae)
         self.model.sig_loaded.connect(self._on_loaded)
@@ -271,6 +281,11 @@ class MainWindow(QMainWindow):
         self.plots.start_run(ready.references)
         self.tabs.setTabText(self.tabs.indexOf(self.plots), "Live plots")
         self.tabs.setCurrentWidget(self.plots)
+
+    def open_latent(self, latent: int) -> None:
+        """A latent's bar was clicked: show it in the latent dashboard, for the target the bar chart shows."""
+        self.latents.show_latent(latent, self.plots.latent_target.currentText())
+        self.tabs.setCurrentWidget(self.latents)
 
     def start_audit(self) -> None:
         if self.model.busy is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333")
@@ -53,7 +53,9 @@ def _legend(widget: pg.PlotWidget) -> pg.LegendItem:
 
 
 class LivePlots(QWidget):
-    """The four live plots of a run, in a 2×2 grid."""
+    """The four live plots of a run, in a 2×2 grid. Clicking a latent's bar emits ``sig_latent_clicked(latent id)``."""
+
+    sig_latent_clicked = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -95,6 +97,8 @@ class LivePlots(QWidget):
                                         pen=pg.mkPen(None), name="now")
         self.latent_plot.addItem(self.bars_start)
         self.latent_plot.addItem(self.bars_now)
+        self.latent_plot.setToolTip("Click a latent's bar to open it in the latent dashboard")
+        self.latent_plot.scene().sigMouseClicked.connect(self._on_latent_click)
         self.latent_target = QComboBox()
         self.latent_target.setToolTip("Which target's latent activations the bar chart shows")
         self.latent_target.currentTextChanged.connect(self._mark_dirty)
@@ -267,6 +271,29 @@ class LivePlots(QWidget):
         self.bars_start.setOpts(x=x, height=start)
         colours = [pg.mkBrush("#2b6cb0cc") if i < len(known_ids) else pg.mkBrush("#dd8a2bcc") for i in range(len(labels))]
         self.bars_now.setOpts(x=x, height=now, brushes=colours)
+
+    # ---- clicks on the latent bars ---------------------------------------------------------------------------
+    def latent_at(self, x: float) -> int | None:
+        """The latent whose bar covers ``x`` (view coordinates), if any."""
+        ids = [*self.latent_ids[0], *self.latent_ids[1]]
+        index = round(x)
+        return ids[index] if 0 <= index < len(ids) and abs(x - index) <= 0.45 else None
+
+    def _on_latent_click(self, event) -> None:  # noqa: ANN001 - a pyqtgraph MouseClickEvent
+        view = self.latent_plot.getPlotItem().getViewBox()
+        if event.button() != Qt.MouseButton.LeftButton or not view.sceneBoundingRect().contains(event.scenePos()):
+            return
+        latent = self.latent_at(view.mapSceneToView(event.scenePos()).x())
+        if latent is not None:
+            event.accept()
+            self.sig_latent_clicked.emit(latent)
+
+    def latent_bar_position(self, index: int) -> QPoint:
+        """Where the ``index``-th latent's bar is, in the latent plot's viewport coordinates (tests click there)."""
+        view = self.latent_plot.getPlotItem().getViewBox()
+        (_, _), (low, high) = view.viewRange()
+        scene = view.mapViewToScene(QPointF(index, (low + high) / 2))
+        return self.latent_plot.mapFromScene(scene)
 
     # ---- read back (tests) ---------------------------------------------------------------------------------
     def curve_points(self, item: pg.PlotDataItem) -> int:
