@@ -314,7 +314,7 @@ def describe_placement(model: torch.nn.Module) -> str:
     if len(set(devices)) <= 1:
         return str(next(model.parameters()).device)
     counts = {d: devices.count(d) for d in dict.fromkeys(devices)}
-    return "split by accelerate: " + ", ".join(f"{d} ({n} modules)" for d, n in counts.items())
+    return "split by accelerate: " + ", ".join(f"{d} ({n} module{'s' * (n != 1)})" for d, n in counts.items())
 
 
 def _model_name(source: str | Path, path: Path) -> str:
