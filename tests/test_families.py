@@ -208,6 +208,14 @@ class CharTokenizer:
         return {"input_ids": [ord(c) for c in text]}
 
 
+class EosTokenizer(CharTokenizer):
+    """A slow tokenizer that ends every text with an EOS id: a text's head is then no prefix of the text."""
+
+    def __call__(self, text, add_special_tokens=True, **kwargs):
+        ids = super().__call__(text, add_special_tokens, **kwargs)["input_ids"]
+        return {"input_ids": ids + [0] if add_special_tokens else ids}
+
+
 class MergingTokenizer(CharTokenizer):
     """A slow tokenizer whose tokens cross the entity's end whatever the prefix: the search must give up."""
 
@@ -220,9 +228,10 @@ def test_slow_tokenizers_find_the_entity_by_search_or_refuse():
 
     text = "Tell me about Port Aldermere, please."
     start = text.index("Port")
-    batch = encode_entity_prompts(CharTokenizer(), [(text, start, start + len("Port Aldermere"))])
-    chosen = [text[i] for i in range(len(text)) if batch.entity_mask[0, i]]
-    assert "".join(chosen) == "Port Aldermere" and int(batch.last_entity_pos[0]) == start + len("Port Aldermere") - 1
+    for tokenizer, expected in ((CharTokenizer(), "Port Aldermere"), (EosTokenizer(), " Port Aldermere")):
+        batch = encode_entity_prompts(tokenizer, [(text, start, start + len("Port Aldermere"))])
+        chosen = [text[i] for i in range(len(text)) if batch.entity_mask[0, i]]
+        assert "".join(chosen) == expected and int(batch.last_entity_pos[0]) == start + len("Port Aldermere") - 1
     with pytest.raises(PromptError, match="no character offsets.*fast tokenizer"):
         encode_entity_prompts(MergingTokenizer(), [(text, start, start + len("Port Aldermere"))])
 

@@ -55,7 +55,8 @@ def complete(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 
     try:
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]
-            encoded = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=_adds_special_tokens(tokenizer, chat)).to(device)
+            encoded = tokenizer(chunk, return_tensors="pt", padding=True,
+                                add_special_tokens=_adds_special_tokens(tokenizer, chat)).to(device)
             generated = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
                                        pad_token_id=tokenizer.pad_token_id, top_p=None, top_k=None, temperature=None)
             new_tokens = generated[:, encoded["input_ids"].shape[1]:]

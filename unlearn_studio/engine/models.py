@@ -226,8 +226,9 @@ def load_model(
         if not any(folder.glob("*.safetensors")):
             kwargs["use_safetensors"] = False
     tokenizer_kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}
-    kwargs.update(family_load_options(folder, tokenizer_kwargs))
-    device_map = choose_device_map(weights_bytes(folder, DTYPES[dtype]), torch_device)
+    kwargs.update(family_load_options(folder, {k: v for k, v in kwargs.items() if k in ("trust_remote_code", "gguf_file")}))
+    size = None if "gguf_file" in kwargs else weights_bytes(folder, DTYPES[dtype])
+    device_map = choose_device_map(size, torch_device)
     if device_map:
         kwargs["device_map"] = device_map
     try:
