@@ -257,7 +257,6 @@ def test_a_model_that_does_not_fit_is_split_by_accelerate(model_dirs, sae_dir, m
     assert asked == ["auto"]  # placed by accelerate (here: all on the one CPU), not by .to()
     events = events_of(session, tiny_request(session, steps=2))
     assert isinstance(events[-1], Finished) and session.is_modified()
-    assert all(original.device.type == "cpu" for original in session._original.values())
     session.model.hf_device_map = {"model.embed_tokens": 0, "model.layers.0": 0, "model.layers.1": 1, "lm_head": "cpu"}
     assert models.describe_placement(session.model) == \
         "split by accelerate: cuda:0 (2 modules), cuda:1 (1 module), cpu (1 module)"
