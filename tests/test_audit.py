@@ -23,11 +23,14 @@ def test_logit_lens_matches_the_model_at_the_last_layer_and_the_norm_below(sessi
     probability, rank = logit_lens(model, tokenizer, prompts, answers)
     assert len(probability) == len(rank) == model.config.num_hidden_layers + 1
     expected_last, expected_mid = [], []
+    # " Rowling" starts with a bare "Ġ" here: the lens asks for "Row" after the prompt and that space.
+    assert tokenizer.convert_ids_to_tokens(tokenizer(" Rowling", add_special_tokens=False)["input_ids"])[0] == "Ġ"
+    contexts, first_pieces = [prompts[0], prompts[1] + " "], ["ĠP", "Row"]
     with torch.no_grad():
-        for prompt, answer in zip(prompts, answers):
+        for prompt, piece in zip(contexts, first_pieces):
             ids = tokenizer(prompt, return_tensors="pt")
             out = model(**ids, output_hidden_states=True)
-            token = tokenizer(" " + answer, add_special_tokens=False)["input_ids"][0]
+            token = tokenizer.convert_tokens_to_ids(piece)
             expected_last.append(float(torch.softmax(out.logits[0, -1], -1)[token]))
             mid = model.lm_head(model.model.norm(out.hidden_states[1][0, -1]))
             expected_mid.append(float(torch.softmax(mid, -1)[token]))

@@ -101,8 +101,8 @@ def one_line(text: str) -> str:
 def unexpected_error_line(error: BaseException) -> str:
     """One line for an error that is not a UserError: out of memory, a file the system refused, or a bug."""
     if type(error).__name__ == "OutOfMemoryError" or isinstance(error, MemoryError):  # torch's, without importing it
-        return ("out of memory: lower the batch size or the trainable layers, use --dtype bfloat16, "
-                "or a smaller model or device.")
+        return ("out of memory: lower the trainable layers (--layers-below), use --dtype bfloat16 "
+                "(half the memory; it learns as in float32), or a smaller model or device.")
     if isinstance(error, OSError) and error.filename:
         from .engine.validation import os_reason
 

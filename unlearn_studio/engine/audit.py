@@ -22,11 +22,12 @@ import torch
 from ..errors import UserError
 from .entities import Entity, Templates, generic_text
 from .fact_checks import fact_checks, run_fact_checks
+from .generation import chat_form_label
 from .jobs import ProgressCallback, check_cancel
 from .latents import entity_batch
 from .probe import LogisticProbe, fit_probe
-from .prompts import EntityBatch
-
+from .prompts import EntityBatch, answer_lens_input, text_chunks
+from .weights import WeightsSnapshot
 
 
 @dataclass
@@ -45,6 +46,7 @@ class AuditResult:
     current: ModelAudit
     relearn_steps: int
     relearned_forget_accuracy: float | None
+    chat_form: str = "chat"  # how the "chat" checks were asked: chat (the template) or question-answer (no template)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,53 +61,91 @@ def _final_norm(model) -> torch.nn.Module:
     raise UserError(f"the logit lens needs the final norm of {type(model).__name__}, which was not found.")
 
 
+AUDIT_BATCH = 16  # rows per forward pass: bounds the memory of every layer's hidden states
+
+
+def _input_device(model) -> torch.device:
+    return model.get_input_embeddings().weight.device
+
+
 @torch.no_grad()
-def _hidden_at(model, batch: EntityBatch, positions: torch.Tensor) -> torch.Tensor:
-    """Residual stream at every layer at one position per row: [layers + 1, rows, width] (last entry pre-norm)."""
-    device = next(model.parameters()).device
-    rows = batch.to(device)
-    out = model(input_ids=rows.input_ids, attention_mask=rows.attention_mask, output_hidden_states=True, use_cache=False)
-    index = torch.arange(len(rows), device=device)
-    states = [h[index, positions.to(device)].float() for h in out.hidden_states]
-    return torch.stack(states).cpu()
+def _hidden_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Residual stream at every layer at one position per row: [layers + 1, rows, width] (float32, on the CPU).
+
+    Runs the decoder without its unembedding, so no logits are computed (a 256k vocabulary at every position
+    of every row would dwarf the rest), in batches of :data:`AUDIT_BATCH` rows. The last entry is the output
+    of the final norm, as transformers reports it.
+    """
+    device = _input_device(model)
+    pieces = []
+    for start in range(0, len(input_ids), AUDIT_BATCH):
+        rows = slice(start, start + AUDIT_BATCH)
+        mask = attention_mask[rows]
+        length = int(mask.sum(1).max())
+        out = model.base_model(input_ids=input_ids[rows, :length].to(device), attention_mask=mask[:, :length].to(device),
+                               output_hidden_states=True, use_cache=False)
+        index = torch.arange(mask.shape[0])
+        pieces.append(torch.stack([h[index.to(h.device), positions[rows].to(h.device)].float().cpu() for h in out.hidden_states]))
+    return torch.cat(pieces, dim=1)
+
+
+def _batch_states(model, batch: EntityBatch) -> torch.Tensor:
+    return _hidden_at(model, batch.input_ids, batch.attention_mask, batch.last_entity_pos)
 
 
 def layer_probes(model, tokenizer, known: Sequence[Entity], unknown: Sequence[Entity], templates: Sequence[str]) -> list[LogisticProbe]:
     """One known/unknown probe per layer on residual activations at the last entity token."""
     known_batch, _ = entity_batch(tokenizer, known, templates)
     unknown_batch, _ = entity_batch(tokenizer, unknown, templates)
-    k_states = _hidden_at(model, known_batch, known_batch.last_entity_pos)
-    u_states = _hidden_at(model, unknown_batch, unknown_batch.last_entity_pos)
+    k_states = _batch_states(model, known_batch)
+    u_states = _batch_states(model, unknown_batch)
     labels = torch.cat([torch.ones(k_states.shape[1]), torch.zeros(u_states.shape[1])])
     return [fit_probe(torch.cat([k_states[layer], u_states[layer]]), labels, l2=1.0) for layer in range(k_states.shape[0])]
 
 
 def _target_p_known(model, tokenizer, probes: Sequence[LogisticProbe], targets: Sequence[Entity], templates: Templates) -> list[float]:
     batch, _ = entity_batch(tokenizer, targets, templates.eval)
-    states = _hidden_at(model, batch, batch.last_entity_pos)
+    states = _batch_states(model, batch)
     return [float(probe.p_known(states[layer]).mean()) for layer, probe in enumerate(probes)]
+
+
+def _right_padded(rows: Sequence[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    longest = max(len(row) for row in rows)
+    ids = torch.full((len(rows), longest), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for index, row in enumerate(rows):
+        ids[index, :len(row)] = torch.tensor(row)
+        mask[index, :len(row)] = 1
+    return ids, mask
+
+
+def soft_cap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
+    """Gemma 2's final logit soft-capping, ``cap · tanh(logits / cap)``, as its forward pass applies it."""
+    return logits if not cap else cap * torch.tanh(logits / cap)
 
 
 @torch.no_grad()
 def logit_lens(model, tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> tuple[list[float], list[float]]:
-    """Per layer: mean probability and mean rank of each answer's first token at its prompt's last position."""
-    device = next(model.parameters()).device
+    """Per layer: mean probability and mean rank of each answer's first token at its prompt's last position.
+
+    The answer's first token is the first that carries text (:func:`answer_lens_input`); each layer's residual
+    goes through the final norm, the unembedding and the model's final soft-cap, like the real output.
+    """
     norm, unembed = _final_norm(model), model.get_output_embeddings()
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "right"
-    try:
-        encoded = tokenizer(list(prompts), return_tensors="pt", padding=True).to(device)
-    finally:
-        tokenizer.padding_side = side
-    last = encoded["attention_mask"].sum(1) - 1
-    out = model(**encoded, output_hidden_states=True, use_cache=False)
-    first_tokens = torch.tensor([tokenizer(" " + a.strip(), add_special_tokens=False)["input_ids"][0] for a in answers], device=device)
-    index = torch.arange(len(prompts), device=device)
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    cap = getattr(config, "final_logit_softcapping", None)
+    inputs = [answer_lens_input(tokenizer, prompt, answer) for prompt, answer in zip(prompts, answers)]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids, mask = _right_padded([context for context, _ in inputs], pad)
+    states = _hidden_at(model, ids, mask, mask.sum(1) - 1)
+    device, dtype = unembed.weight.device, unembed.weight.dtype
+    first_tokens = torch.tensor([token for _, token in inputs], device=device)
+    index = torch.arange(len(inputs), device=device)
     probabilities, ranks = [], []
-    for layer, hidden in enumerate(out.hidden_states):
-        residual = hidden[index, last]
-        normed = residual if layer == len(out.hidden_states) - 1 else norm(residual)
-        logits = unembed(normed).float()
+    for layer, residual in enumerate(states):
+        residual = residual.to(device, dtype)
+        normed = residual if layer == len(states) - 1 else norm(residual)
+        logits = soft_cap(unembed(normed).float(), cap)
         probs = torch.softmax(logits, -1)
         chosen = probs[index, first_tokens]
         probabilities.append(float(chosen.mean()))
@@ -134,32 +174,32 @@ def relearn_check(model, tokenizer, parameters: Sequence[torch.nn.Parameter], ta
                   steps: int = 10, lr: float = 1e-4, cancel: threading.Event | None = None) -> float | None:
     """Fine-tune ``parameters`` on unrelated text for a few steps, ask the target facts, then restore the weights."""
     from .objectives import TokenBatch, mean_nll
+    from .trainer import float32_trainable
 
     checks = fact_checks(targets, "forget", forms=("completion",))
     if not checks:
         return None
-    saved = [p.detach().clone() for p in parameters]
-    device = next(model.parameters()).device
-    ids = tokenizer(generic_text("retain"))["input_ids"]
-    rows = torch.tensor([ids[i:i + 64] for i in range(0, len(ids) - 64, 64)][:4], device=device)
+    saved = WeightsSnapshot(parameters)
+    chunks = [chunk for chunk in text_chunks(tokenizer, generic_text("retain"), 64) if len(chunk) == 64][:4]
+    rows = torch.tensor(chunks, device=_input_device(model))
     batch = TokenBatch(rows, torch.ones_like(rows), rows.clone())
-    optimiser = torch.optim.Adam(parameters, lr=lr)
     try:
         for parameter in parameters:
             parameter.requires_grad_(True)
-        for _ in range(steps):
-            check_cancel(cancel)
-            optimiser.zero_grad(set_to_none=True)
-            mean_nll(model, batch).backward()
-            optimiser.step()
+        with float32_trainable(model, parameters):
+            optimiser = torch.optim.Adam(parameters, lr=lr)
+            for _ in range(steps):
+                check_cancel(cancel)
+                optimiser.zero_grad(set_to_none=True)
+                mean_nll(model, batch).backward()
+                optimiser.step()
         results = run_fact_checks(model, tokenizer, checks, cancel)
         return sum(r.correct for r in results) / len(results)
     finally:
-        with torch.no_grad():
-            for parameter, value in zip(parameters, saved):
-                parameter.copy_(value)
-                parameter.requires_grad_(False)
-                parameter.grad = None
+        saved.restore()
+        for parameter in parameters:
+            parameter.requires_grad_(False)
+            parameter.grad = None
 
 
 def run_audit(session, targets: Sequence[Entity], *, reference_limit: int = 40, relearn_steps: int = 10,
@@ -183,4 +223,5 @@ def run_audit(session, targets: Sequence[Entity], *, reference_limit: int = 40, 
     parameters = select_parameters(session.model, session.hook, TrainConfig())
     relearned = relearn_check(session.model, session.tokenizer, parameters, targets, steps=relearn_steps, cancel=cancel)
     report("audit done", 1.0)
-    return AuditResult([t.name for t in targets], list(range(len(probes))), original, current, relearn_steps, relearned)
+    return AuditResult([t.name for t in targets], list(range(len(probes))), original, current, relearn_steps, relearned,
+                       chat_form_label(session.tokenizer))

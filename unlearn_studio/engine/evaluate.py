@@ -17,6 +17,7 @@ from .generation import complete
 from .hooks import HookPoint
 from .jobs import ProgressCallback, check_cancel
 from .latents import References
+from .prompts import text_chunks
 from .stand_ins import StandInFloor, stand_in_floor
 from .target_state import measure_targets, prompt_batches
 
@@ -59,12 +60,14 @@ def _share(results: Sequence[FactResult], role: str) -> float | None:
 
 @torch.no_grad()
 def perplexity(model, tokenizer, text: str, *, chunk: int = 128) -> float:
-    """Token-level perplexity of ``text`` in independent chunks (the first token of each is context only)."""
-    device = next(model.parameters()).device
-    ids = tokenizer(text)["input_ids"]
+    """Token-level perplexity of ``text`` in independent chunks (the first token of each is context only).
+
+    Every chunk starts with the BOS token when the model uses one (Gemma's activations degrade without it).
+    """
+    device = model.get_input_embeddings().weight.device
     total_nll, count = 0.0, 0
-    for start in range(0, len(ids) - 1, chunk):
-        piece = torch.tensor([ids[start:start + chunk]], device=device)
+    for ids in text_chunks(tokenizer, text, chunk):
+        piece = torch.tensor([ids], device=device)
         if piece.shape[1] < 2:
             break
         logits = model(input_ids=piece, use_cache=False).logits[0, :-1].float()

@@ -8,22 +8,46 @@ from collections.abc import Callable, Sequence
 import torch
 
 
+PLAIN_QA_FORM = "Question: {question}\nAnswer:"
+NO_CHAT_TEMPLATE_NOTE = ("this model has no chat template (a base model, such as gemma-2-2b): chat-form checks and "
+                         "questions are asked in a plain 'Question: … Answer:' form instead, and labelled 'question-answer'.")
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def chat_form_label(tokenizer) -> str:
+    """How chat-form prompts are really asked: ``chat`` (the model's template) or ``question-answer`` (no template)."""
+    return "chat" if has_chat_template(tokenizer) else "question-answer"
+
+
 def _chat_text(tokenizer, question: str) -> str:
     return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True)
 
 
 def format_prompt(tokenizer, prompt: str, chat: bool) -> str:
-    """The text fed to the model: the prompt itself, or the chat template around it when ``chat``."""
-    if chat and getattr(tokenizer, "chat_template", None):
+    """The text fed to the model: the prompt itself, or, when ``chat``, the chat template around it.
+
+    A model without a chat template gets the plain :data:`PLAIN_QA_FORM` instead of a bare question.
+    """
+    if not chat:
+        return prompt
+    if has_chat_template(tokenizer):
         return _chat_text(tokenizer, prompt)
-    return prompt
+    return PLAIN_QA_FORM.format(question=prompt.strip())
+
+
+def _adds_special_tokens(tokenizer, chat: bool) -> bool:
+    """A chat template writes its own special tokens (BOS included); every other text gets the tokenizer's."""
+    return not (chat and has_chat_template(tokenizer))
 
 
 @torch.no_grad()
 def complete(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 8, chat: bool = False,
              batch_size: int = 32) -> list[str]:
     """Greedy continuations of ``prompts`` (left-padded batches), decoded without special tokens."""
-    device = next(model.parameters()).device
+    device = model.get_input_embeddings().weight.device
     texts = [format_prompt(tokenizer, prompt, chat) for prompt in prompts]
     outputs: list[str] = []
     side = tokenizer.padding_side
@@ -31,7 +55,8 @@ def complete(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 
     try:
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]
-            encoded = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=not chat).to(device)
+            encoded = tokenizer(chunk, return_tensors="pt", padding=True,
+                                add_special_tokens=_adds_special_tokens(tokenizer, chat)).to(device)
             generated = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
                                        pad_token_id=tokenizer.pad_token_id, top_p=None, top_k=None, temperature=None)
             new_tokens = generated[:, encoded["input_ids"].shape[1]:]
@@ -84,9 +109,9 @@ def stream_answer(model, tokenizer, prompt: str, on_text: Callable[[str], None],
     from .validation import check_prompt
 
     check_prompt(prompt, tokenizer, model, max_new_tokens, chat=chat)
-    device = next(model.parameters()).device
+    device = model.get_input_embeddings().weight.device
     text = format_prompt(tokenizer, prompt, chat)
-    encoded = tokenizer(text, return_tensors="pt", add_special_tokens=not chat).to(device)
+    encoded = tokenizer(text, return_tensors="pt", add_special_tokens=_adds_special_tokens(tokenizer, chat)).to(device)
     streamer = _CallbackStreamer(tokenizer, on_text, cancel)
     model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer,
                    pad_token_id=tokenizer.pad_token_id, top_p=None, top_k=None, temperature=None,

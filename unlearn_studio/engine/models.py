@@ -37,6 +37,10 @@ class ModelInfo:
     fingerprint: str
     device: str
     dtype: str
+    attention: str = "default"  # the attention implementation transformers runs (eager, sdpa, …)
+    attn_softcapping: float | None = None  # tanh cap on attention scores (Gemma 2: 50)
+    final_softcapping: float | None = None  # tanh cap on the output logits (Gemma 2: 30); the logit lens applies it
+    placement: str = ""  # the device, or how accelerate split the model across devices
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,13 +70,22 @@ def first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
+FINGERPRINT_CHUNK = 1 << 22  # elements moved to the CPU at a time: bounded extra memory for any tensor size
+
+
 def weights_fingerprint(model: torch.nn.Module) -> str:
-    """A short hash of the weights: names, shapes and a few values and sums of every tensor."""
+    """A short hash of the weights: names, shapes and a few values and sums of every tensor.
+
+    Sums run in float64 on the CPU, one chunk at a time: no float64 copy on the device (MPS has no float64,
+    and a 256k-vocabulary embedding would need gigabytes).
+    """
     digest = hashlib.sha256()
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             flat = tensor.detach().flatten()
-            digest.update(f"{name}:{tuple(tensor.shape)}:{flat.double().sum().item():.6e}".encode())
+            total = sum(float(flat[i:i + FINGERPRINT_CHUNK].to("cpu", torch.float64).sum())
+                        for i in range(0, flat.numel(), FINGERPRINT_CHUNK))
+            digest.update(f"{name}:{tuple(tensor.shape)}:{total:.6e}".encode())
             digest.update(flat[:16].float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 
@@ -212,8 +225,14 @@ def load_model(
         _check_model_folder(folder, allow_pickle, trust_remote_code)
         if not any(folder.glob("*.safetensors")):
             kwargs["use_safetensors"] = False
+    tokenizer_kwargs = {k: v for k, v in kwargs.items() if k != "dtype"}
+    kwargs.update(family_load_options(folder, {k: v for k, v in kwargs.items() if k in ("trust_remote_code", "gguf_file")}))
+    size = None if "gguf_file" in kwargs else weights_bytes(folder, DTYPES[dtype])
+    device_map = choose_device_map(size, torch_device)
+    if device_map:
+        kwargs["device_map"] = device_map
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), **{k: v for k, v in kwargs.items() if k != "dtype"})
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), **tokenizer_kwargs)
         model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
     except ModelLoadError:
         raise
@@ -221,10 +240,82 @@ def load_model(
         raise ModelLoadError(_explain_load_failure(path, error)) from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(torch_device).eval()
+    if not device_map:
+        model.to(torch_device)
+    model.eval()
     model.requires_grad_(False)
     info = describe_model(model, name=_model_name(source, path), source=str(source))
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
+
+
+def _text_config(config: Any) -> Any:
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def family_load_options(folder: Path, config_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``from_pretrained`` options a family needs to compute what it was trained to compute.
+
+    Gemma 2 soft-caps its attention scores (tanh, cap 50); only the eager attention applies the cap
+    (SDPA ignores it), so any model whose config asks for attention soft-capping gets eager attention.
+    """
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(folder), **config_kwargs)
+    except Exception:  # noqa: BLE001 - an unreadable config fails, with its own message, in the model load
+        return {}
+    if getattr(config, "model_type", "") == "gemma2" or getattr(_text_config(config), "attn_logit_softcapping", None):
+        return {"attn_implementation": "eager"}
+    return {}
+
+
+# A run needs room beside the weights (activations, float32 trainable weights and Adam's moments):
+# a model whose weights take more than this share of the device's free memory is split across devices.
+FIT_SHARE = 0.8
+
+
+def weights_bytes(folder: Path, dtype: torch.dtype) -> int | None:
+    """The size of the folder's weights once loaded in ``dtype``, read from the safetensors headers (None: unknown)."""
+    from safetensors import safe_open
+
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return None
+    count = 0
+    try:
+        for path in files:
+            with safe_open(str(path), framework="pt") as handle:
+                for key in handle.keys():
+                    shape = handle.get_slice(key).get_shape()
+                    count += int(torch.Size(shape).numel())
+    except Exception:  # noqa: BLE001 - a broken file fails, with its own message, in the model load
+        return None
+    return count * torch.empty((), dtype=dtype).element_size()
+
+
+def free_device_memory(device: torch.device) -> int | None:
+    """Free bytes on a CUDA device; None for devices that cannot say (CPU memory is not checked)."""
+    if device.type != "cuda":
+        return None
+    return int(torch.cuda.mem_get_info(device)[0])
+
+
+def choose_device_map(size: int | None, device: torch.device) -> str | None:
+    """``"auto"`` (accelerate spreads the layers over the GPUs, then the CPU) when the weights do not fit ``device``."""
+    free = free_device_memory(device)
+    if size is None or free is None or size <= FIT_SHARE * free:
+        return None
+    return "auto"
+
+
+def describe_placement(model: torch.nn.Module) -> str:
+    """The model's device, or how accelerate split it: ``split by accelerate: cuda:0 (20 modules), cpu (6 modules)``."""
+    device_map = getattr(model, "hf_device_map", None) or {}
+    devices = [str(d) if not isinstance(d, int) else f"cuda:{d}" for d in device_map.values()]
+    if len(set(devices)) <= 1:
+        return str(next(model.parameters()).device)
+    counts = {d: devices.count(d) for d in dict.fromkeys(devices)}
+    return "split by accelerate: " + ", ".join(f"{d} ({n} module{'s' * (n != 1)})" for d, n in counts.items())
 
 
 def _model_name(source: str | Path, path: Path) -> str:
@@ -253,7 +344,7 @@ def _explain_load_failure(path: Path, error: Exception) -> str:
 
 def describe_model(model: torch.nn.Module, *, name: str, source: str) -> ModelInfo:
     config = model.config
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    text_config = _text_config(config)
     parameter = next(model.parameters())
     return ModelInfo(
         name=name,
@@ -266,4 +357,8 @@ def describe_model(model: torch.nn.Module, *, name: str, source: str) -> ModelIn
         fingerprint=weights_fingerprint(model),
         device=str(parameter.device),
         dtype=str(parameter.dtype).removeprefix("torch."),
+        attention=str(getattr(config, "_attn_implementation", None) or "default"),
+        attn_softcapping=getattr(text_config, "attn_logit_softcapping", None),
+        final_softcapping=getattr(text_config, "final_logit_softcapping", None),
+        placement=describe_placement(model),
     )

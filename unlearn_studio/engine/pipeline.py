@@ -25,7 +25,7 @@ from .entities import Entity, Templates, generic_text, load_known_candidates, lo
 from .evaluate import Evaluation, evaluate, perplexity
 from .events import Cancelled as CancelledEvent
 from .events import Event, Failed, Finished, InitialState, Progress, Started, StepProgress
-from .generation import stream_answer
+from .generation import NO_CHAT_TEMPLATE_NOTE, chat_form_label, has_chat_template, stream_answer
 from .hooks import HookPoint, layer_container
 from .knownness import KNOWN, UNKNOWN, EntityStatus, classify_entities, load_cached, save_cached
 from .jobs import JobCancelled, ProgressCallback
@@ -44,7 +44,8 @@ from .validation import check_target_name
 MIN_RETAIN_EVALUATION = 5
 SANE_PERPLEXITY_RATIO = 2.0  # a diverged run's restored weights are saved only within this of θ0's perplexity
 START_FROM = ("original", "current")
-OUT_OF_MEMORY = ("out of memory: lower the number of trainable layers or the retain set, use dtype bfloat16, "
+OUT_OF_MEMORY = ("out of memory: lower the number of trainable layers or the retain set, load the model in bfloat16 "
+                 "(half the memory; the trained weights are held in float32 during a run, so it learns as in float32), "
                  "or choose another device or a smaller model.")
 
 
@@ -338,6 +339,8 @@ class Session:
                 notes.append(f"{target.name} is a reference entity: it was taken out of the references for this run.")
             if not target.facts:
                 notes.append(f"{target.name} has no facts: the run uses known-ness alone and forget accuracy is not measured.")
+        if not has_chat_template(self.tokenizer):
+            notes.append(NO_CHAT_TEMPLATE_NOTE)
         for note in notes:
             yield Progress(note, 0.0)
         yield Progress("checking which entities the model knows", 0.01)
@@ -363,6 +366,7 @@ class Session:
                 "sae": self.sae.info.source, "hook": self.hook.name, "config": config.to_dict(), "notes": notes,
                 "started_from": started_from,
                 "top_latents": {"known": refs.top_known_latents, "unknown": refs.top_unknown_latents},
+                "chat_form": chat_form_label(self.tokenizer),
                 "references": {"known": len(known), "unknown": len(unknown), "probe_train_accuracy": refs.probe_train_accuracy},
                 "templates": {"train": list(templates.train), "stop": list(templates.stop), "eval": list(templates.eval)},
                 "retain_evaluation": [e.name for e in retain_eval], "neighbours": [e.name for e in neighbours],
@@ -526,5 +530,7 @@ def load_session(spec: ModelSpec, progress: ProgressCallback | None = None) -> S
     parameter = next(loaded.model.parameters())
     sae = load_sae(sae_source, spec.sae_id, device=str(parameter.device), dtype=loaded.info.dtype)
     hook, warnings = check_sae_fits_model(sae, loaded.model, loaded.info)
+    if not has_chat_template(loaded.tokenizer):
+        warnings.append(NO_CHAT_TEMPLATE_NOTE)
     report("ready", 1.0)
     return Session(loaded, sae, hook, warnings, spec)

@@ -7,7 +7,9 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -18,7 +20,7 @@ from .hooks import HookPoint, capture_one, layer_container
 from .latents import References
 from .methods import METHODS
 from .objectives import RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
-from .prompts import encode_entity_prompts
+from .prompts import encode_entity_prompts, text_chunks
 from .run_config import TrainConfig
 from .target_state import measure_targets, prompt_batches
 
@@ -74,8 +76,8 @@ def _fact_context_prompts(entities: Sequence[Entity]) -> list[tuple[str, int, in
 
 
 def _retain_text(tokenizer, chunks: int, length: int = 64) -> TokenBatch:
-    ids = tokenizer(generic_text("retain"))["input_ids"]
-    rows = [ids[i:i + length] for i in range(0, len(ids) - length + 1, length)][:chunks] or [ids[:length]]
+    pieces = text_chunks(tokenizer, generic_text("retain"), length)
+    rows = [piece for piece in pieces if len(piece) == length][:chunks] or pieces[:1]
     tensor = torch.tensor([row + [tokenizer.pad_token_id or 0] * (length - len(row)) for row in rows])
     mask = torch.tensor([[1] * len(row) + [0] * (length - len(row)) for row in rows])
     return TokenBatch(tensor, mask, torch.full_like(tensor, -100))
@@ -154,7 +156,8 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
         add_lora(model, hook, config.layers_below, config.lora_rank)
     parameters = select_parameters(model, hook, config)
     try:
-        yield from _loop(ctx, objective, parameters, heldout, config, cancel)
+        with float32_trainable(model, parameters):
+            yield from _loop(ctx, objective, parameters, heldout, config, cancel)
     finally:
         for parameter in parameters:
             parameter.requires_grad_(False)
@@ -190,6 +193,51 @@ def _divergence(step: int, total: torch.Tensor, first_loss: float | None, parame
     if first_loss is not None and loss > EXPLODING_LOSS_FACTOR * max(abs(first_loss), LOSS_FLOOR):
         return f"the loss exploded at step {step} ({loss:.4g}, more than {EXPLODING_LOSS_FACTOR:g}× the first step's {first_loss:.4g})"
     return ""
+
+
+def _cast_floats(value: Any, dtype: torch.dtype) -> Any:
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.to(dtype)
+    if isinstance(value, tuple):
+        return tuple(_cast_floats(v, dtype) for v in value)
+    return value
+
+
+@contextmanager
+def float32_trainable(model: torch.nn.Module, parameters: Sequence[torch.nn.Parameter]) -> Iterator[None]:
+    """Hold the trainable weights of a bfloat16/float16 model in float32 for the run (mixed precision).
+
+    A bfloat16 weight keeps 8 significant bits, so an Adam step of lr 1e-4 on a weight of 0.05 or more
+    rounds away and the loss barely moves. Here the trainable parameters (and so Adam's moments and the
+    gradients) are float32 during the run; the modules that own them take their inputs in float32 and hand
+    their outputs back in the model's dtype, so the rest of the model runs as loaded. At the end the weights
+    are rounded back to the model's dtype once.
+    """
+    low = [p for p in parameters if p.is_floating_point() and p.dtype != torch.float32]
+    if not low:
+        yield
+        return
+    dtype = low[0].dtype
+    chosen = {id(p) for p in low}
+    owners = [m for m in model.modules() if any(id(p) in chosen for p in m.parameters(recurse=False))]
+    with torch.no_grad():
+        for parameter in low:
+            parameter.data = parameter.data.float()
+    handles = []
+    for module in owners:
+        handles.append(module.register_forward_pre_hook(
+            lambda _m, args, kwargs: (_cast_floats(args, torch.float32),
+                                      {k: _cast_floats(v, torch.float32) for k, v in kwargs.items()}),
+            with_kwargs=True))
+        handles.append(module.register_forward_hook(lambda _m, _args, output: _cast_floats(output, dtype)))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        with torch.no_grad():
+            for parameter in low:
+                parameter.data = parameter.data.to(dtype)
 
 
 def _loop(ctx: StepContext, objective, parameters, heldout, config: TrainConfig, cancel) -> Iterator[Event]:
