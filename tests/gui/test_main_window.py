@@ -364,9 +364,11 @@ def test_ask_before_after_and_fact_table(qtbot, window, tiny_model_dir, tiny_sae
     marks = {table.item(r, c).text()[0] for r in range(table.rowCount()) for c in (5, 6)}
     assert marks <= {"✔", "✘"} and marks
     assert "P(known)" in window.facts.summary.text()
-    assert "fictitious stand-ins:" in window.facts.summary.text()
+    # A typed fact has its completion prompt only: no headline form, so the completion accuracy is shown beside it.
+    assert "facts right not measured" in window.facts.summary.text()
+    assert "completion prompts 0 % → 0 %" in window.facts.summary.text()
     forms = {table.item(r, 2).text() for r in range(table.rowCount())}
-    assert {"completion", "role play"} <= forms  # every form of each check is shown
+    assert "completion" in forms and len(forms) > 1  # the retain rows bring the other forms
     rates = [table.item(r, 4).text() for r in range(table.rowCount()) if table.item(r, 1).text() == "forget"]
     assert rates and all(rate.endswith(" %") for rate in rates if rate)
     assert {"forget", "retain"} <= {row["role"] for row in report["fact_table"]}

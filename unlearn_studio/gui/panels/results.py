@@ -23,6 +23,10 @@ def _floor(before: dict) -> str:
     return f" (fictitious stand-ins: {_pct(before.get('stand_in_accuracy'))})"
 
 
+def _form(measured: dict, form: str) -> object:
+    return (measured.get("forget_accuracy_by_form") or {}).get(form)
+
+
 def _by_form(before: dict, after: dict) -> str:
     forms = before.get("forget_accuracy_by_form") or {}
     later = after.get("forget_accuracy_by_form") or {}
@@ -65,7 +69,8 @@ class FactsPanel(QWidget):
                 f"<b>Targets</b> P(known) {_num(before.get('target_p_known'))} → {_num(after.get('target_p_known'))}, "
                 f"read as unknown {_pct(before.get('target_unknown_fraction'))} → {_pct(after.get('target_unknown_fraction'))}, "
                 f"facts right {_pct(before.get('forget_accuracy'))} → {_pct(after.get('forget_accuracy'))}"
-                f"{_floor(before)}, name written {_pct(before.get('name_fidelity'))} → {_pct(after.get('name_fidelity'))} · "
+                f"{_floor(before)}, completion prompts {_pct(_form(before, 'completion'))} → "
+                f"{_pct(_form(after, 'completion'))}, name written {_pct(before.get('name_fidelity'))} → {_pct(after.get('name_fidelity'))} · "
                 f"<b>Retain</b> facts right {_pct(before.get('retain_accuracy'))} → {_pct(after.get('retain_accuracy'))}, "
                 f"neighbours {_pct(before.get('neighbour_retain_accuracy'))} → {_pct(after.get('neighbour_retain_accuracy'))} · "
                 f"<b>Perplexity</b> {_num(before.get('perplexity'), '.1f')} → {_num(after.get('perplexity'), '.1f')}")
