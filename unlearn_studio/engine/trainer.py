@@ -23,6 +23,7 @@ from .objectives import RunBatches, StepContext, TokenBatch, make_objective, seq
 from .prompts import encode_entity_prompts, text_chunks
 from .run_config import TrainConfig
 from .target_state import measure_targets, prompt_batches
+from .weights import WeightsSnapshot
 
 
 @dataclass
@@ -247,7 +248,8 @@ def _loop(ctx: StepContext, objective, parameters, heldout, config: TrainConfig,
     optimiser = torch.optim.Adam(parameters, lr=config.learning_rate)
     started = time.perf_counter()
     # The last weights known good: their loss was finite and not exploding. The starting weights until a step proves so.
-    good = [p.detach().clone() for p in parameters]
+    # Kept on the parameters' device: the trainable weights are a small part of a model, compared every step.
+    good = WeightsSnapshot(parameters, device=parameters[0].device)
     good_step = 0
     first_loss: float | None = None
     step = 0
@@ -265,19 +267,15 @@ def _loop(ctx: StepContext, objective, parameters, heldout, config: TrainConfig,
         reason = _divergence(step, total, first_loss, parameters)
         if not reason:
             good_step = step - 1  # these weights are what steps 1…step−1 made
-            with torch.no_grad():
-                for saved, parameter in zip(good, parameters):
-                    saved.copy_(parameter)
+            good.retake()
             first_loss = float(total.detach()) if first_loss is None else first_loss
             optimiser.step()
             with torch.no_grad():
-                update = _relative_update(parameters, good)
+                update = _relative_update(parameters, good.values)
             if not update <= MAX_RELATIVE_UPDATE:  # also when the update is NaN
                 reason = f"step {step} changed the trained weights by {update:.3g}× their norm (more than {MAX_RELATIVE_UPDATE:g}×)"
         if reason:
-            with torch.no_grad():
-                for parameter, value in zip(parameters, good):
-                    parameter.copy_(value)
+            good.restore()
             restored = f"the weights after step {good_step} were restored" if good_step else "the starting weights were restored"
             low_precision = " or load the model in float32" if parameters[0].dtype != torch.float32 else ""
             message = (f"the run diverged: {reason}; {restored}. "

@@ -19,6 +19,16 @@ class WeightsSnapshot:
         self._parameters = list(parameters.values()) if isinstance(parameters, Mapping) else list(parameters)
         self._values = [p.detach().to(device, copy=True) for p in self._parameters]
 
+    @property
+    def values(self) -> list[torch.Tensor]:
+        return self._values
+
+    def retake(self) -> None:
+        """Copy the parameters' current values into the snapshot (no new memory)."""
+        with torch.no_grad():
+            for value, parameter in zip(self._values, self._parameters):
+                value.copy_(parameter)
+
     def restore(self) -> None:
         """Put the snapshot's values back into the parameters."""
         with torch.no_grad():
