@@ -87,12 +87,8 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     request = UnlearnRequest(targets=targets, config=config, run_dir=out,
                              save_model=args.save_model, verify_known=not args.no_verify)
     # The slow one-off preparations run here with live progress; the run then finds them cached.
-    report = progress_printer(args.quiet)
-    if request.verify_known:
-        session.classify(progress=lambda m, f: report(f"known-ness: {m}", f), cancel=args.cancel)
-    references = session.reference_entities([t.name for t in request.targets], verify=request.verify_known,
-                                            limit=request.reference_limit)
-    session.references(*references, progress=lambda m, f: report(f"references: {m}", f), cancel=args.cancel)
+    session.prepare_references([t.name for t in request.targets], verify=request.verify_known,
+                               limit=request.reference_limit, progress=progress_printer(args.quiet), cancel=args.cancel)
     for event in session.unlearn(request, args.cancel):
         if isinstance(event, Progress) and not args.quiet:
             print(f"[{event.fraction * 100:5.1f}%] {event.message}", file=sys.stderr, flush=True)

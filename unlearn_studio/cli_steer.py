@@ -18,8 +18,6 @@ def cmd_steer(args: argparse.Namespace) -> int:
     session = load_session(model_options(args), progress=report)
     for warning in session.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if not args.no_verify:  # slow the first time per model, then cached: with its own progress lines
-        session.classify(progress=lambda m, f: report(f"known-ness: {m}", f), cancel=args.cancel)
     result = steer(session, args.entity, args.prompt, strength=args.strength, add_unknown=args.add_unknown,
                    chat=not args.completion, max_new_tokens=args.max_new_tokens, verify_known=not args.no_verify,
                    progress=report, cancel=args.cancel)

@@ -285,6 +285,18 @@ class Session:
         return references_cache_key(self.original_fingerprint, self.sae_fingerprint, self.hook.name,
                                     [e.name for e in known], [e.name for e in unknown], self.entity_data()[2].train)
 
+    def prepare_references(self, exclude: Sequence[str] = (), *, verify: bool = True, limit: int = 80,
+                           progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> References:
+        """Known-ness (when verified), then θ0's reference statistics without ``exclude``: every front end's first step.
+
+        Each phase reports its own 0–100 % (minutes the first time per model, then cached).
+        """
+        report = progress or (lambda message, fraction: None)
+        if verify:
+            self.classify(progress=lambda m, f: report(f"known-ness: {m}", f), cancel=cancel)
+        known, unknown = self.reference_entities(exclude, verify=verify, limit=limit)
+        return self.references(known, unknown, cancel=cancel, progress=lambda m, f: report(f"references: {m}", f))
+
     def resolve_targets(self, names: Sequence[str], extra: Sequence[Entity] = ()) -> list[Entity]:
         """Typed names to entities: a listed candidate brings its facts; ``extra`` (a facts file) adds or overrides."""
         candidates, fictitious, _ = self.entity_data()

@@ -218,9 +218,8 @@ def steer(session, entity: str, prompt: str, *, strength: float = DEFAULT_STRENG
     report = progress or (lambda message, fraction: None)
     check_strength(strength)
     if references is None:
-        known, unknown = session.reference_entities([validate_target_name(entity)], verify=verify_known)
-        references = session.references(known, unknown, cancel=cancel,
-                                        progress=lambda m, f: report(f"reference statistics: {m}", 0.5 * f))
+        references = session.prepare_references([validate_target_name(entity)], verify=verify_known, cancel=cancel,
+                                                progress=lambda m, f: report(m, 0.5 * f))
     with session.original_weights():
         return steer_answers(session.model, session.tokenizer, session.sae.sae, session.hook, references, entity, prompt,
                              strength=strength, add_unknown=add_unknown, chat=chat, max_new_tokens=max_new_tokens,

@@ -688,12 +688,10 @@ def _prepare_references(job: Job, session, exclude: list[str], verify: bool):  #
 
     Tells the entity table each reference entity's P(known); returns the References.
     """
-    if verify:
-        _classify_in_job(job, session, 1.0)
-    job.progress("choosing the reference entities", 0.0)
-    known, unknown = session.reference_entities(exclude, verify=verify)
-    refs = session.references(known, unknown, cancel=job.cancel,
-                              progress=lambda m, f: job.progress(f"reference statistics: {m}", f))
+    classified = session.cached_statuses() is not None
+    refs = session.prepare_references(exclude, verify=verify, progress=job.progress, cancel=job.cancel)
+    if verify and not classified:
+        job.emit_event(StatusesReady(list(session.classify())))
     values = getattr(refs, "known_entity_p_known", None), getattr(refs, "unknown_entity_p_known", None)
     if values[0] is not None and values[1] is not None:
         p_known = dict(zip(refs.known_names, (float(v) for v in values[0].reshape(-1).tolist())))
