@@ -81,9 +81,17 @@ class LivePlots(QWidget):
         self.loss_legend = _legend(self.loss_plot)
         self.loss_curves: dict[str, pg.PlotDataItem] = {}
 
-        self.pknown_plot = _plot("P(known) per target", "step (0 = original weights)", "P(known)")
+        self.pknown_plot = _plot("P(known) per target · unknown percentile", "step (0 = original weights)",
+                                 "P(known) (solid) · percentile ÷ 100 (dashed)")
         self.pknown_plot.setYRange(0, 1, padding=0.05)
         self.pknown_legend = _legend(self.pknown_plot)
+        # Where unknown entities sit: the middle half of the unknown references' own percentiles (DESIGN.md §4).
+        self.unknown_band = pg.LinearRegionItem((0.25, 0.75), orientation="horizontal", movable=False,
+                                                brush=pg.mkBrush(UNKNOWN_COLOUR + "22"), pen=pg.mkPen(None))
+        self.unknown_band.setToolTip("The unknown references' 25th–75th percentile: a target whose dashed line ends "
+                                     "here sits among unknown entities; at 0 it has collapsed onto their mean")
+        self.pknown_plot.addItem(self.unknown_band)
+        self.percentile_curves: dict[str, pg.PlotDataItem] = {}
         self.pknown_plot.addItem(pg.InfiniteLine(0.5, angle=0, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine),
                                                  label="0.5", labelOpts={"position": 0.05, "color": "#666"}))
         self.pknown_curves: dict[str, pg.PlotDataItem] = {}
@@ -137,6 +145,7 @@ class LivePlots(QWidget):
         self.losses: dict[str, list[float]] = {}
         self.points: dict[str, list[tuple[float, float]]] = {}  # the start (original weights), then one per step
         self.p_known: dict[str, list[float]] = {}
+        self.percentiles: dict[str, list[float]] = {}  # unknown percentile ÷ 100, as P(known)
         self.p_steps: dict[str, list[int]] = {}  # the step of each P(known) value: 0 = the start
         self.latents_start: dict[str, np.ndarray] = {}
         self.latents_now: dict[str, np.ndarray] = {}
@@ -166,6 +175,7 @@ class LivePlots(QWidget):
             self.latent_target.addItem(name)
         self.points.setdefault(name, []).append((float(state.point[0]), float(state.point[1])))
         self.p_known.setdefault(name, []).append(float(state.p_known))
+        self.percentiles.setdefault(name, []).append(float(state.unknown_percentile) / 100)
         self.p_steps.setdefault(name, []).append(step)
         values = np.asarray(list(state.known_latents) + list(state.unknown_latents), dtype=float)
         self.latents_start.setdefault(name, values)
@@ -194,11 +204,12 @@ class LivePlots(QWidget):
     def _rebuild_series(self) -> None:
         for item in [*self.trajectories.values(), *self.markers.values(), *self.start_markers.values()]:
             self.map_plot.removeItem(item)
-        for item in self.pknown_curves.values():
+        for item in [*self.pknown_curves.values(), *self.percentile_curves.values()]:
             self.pknown_plot.removeItem(item)
         for item in self.loss_curves.values():
             self.loss_plot.removeItem(item)
         self.trajectories, self.markers, self.pknown_curves, self.loss_curves = {}, {}, {}, {}
+        self.percentile_curves = {}
         self.start_markers = {}
         self._ensure_target_items()
 
@@ -221,6 +232,9 @@ class LivePlots(QWidget):
                                     symbolBrush=colour, symbolPen=None, name=name)
             self.pknown_plot.addItem(curve)
             self.pknown_curves[name] = curve
+            dashed = pg.PlotDataItem([], [], pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine))
+            self.pknown_plot.addItem(dashed)
+            self.percentile_curves[name] = dashed
 
     def repaint_now(self) -> None:
         if not self._dirty:
@@ -243,6 +257,8 @@ class LivePlots(QWidget):
             first = "start (original weights)" if self.p_steps[name][0] == 0 else f"step {self.p_steps[name][0]}"
             self.start_markers[name].setData(pos=xy[:1], data=[f"{name}: {first}"])
             self.pknown_curves[name].setData(np.asarray(self.p_steps[name], dtype=float), np.asarray(self.p_known[name]))
+            self.percentile_curves[name].setData(np.asarray(self.p_steps[name], dtype=float),
+                                                 np.asarray(self.percentiles[name]))
         for index, (term, values) in enumerate(self.losses.items()):
             if term not in self.loss_curves:
                 colour = LOSS_COLOURS[index % len(LOSS_COLOURS)]

@@ -106,7 +106,8 @@ class RunPanel(QWidget):
         per_step = step.seconds / max(1, step.step)
         left = per_step * (total - step.step)
         self.progress.setFormat(f"step {step.step} / {total} · {_format_seconds(left)} left")
-        p = ", ".join(f"{name}: P(known) {state.p_known:.2f}" for name, state in step.targets.items())
+        p = ", ".join(f"{name}: P(known) {state.p_known:.2f}, unknown percentile {state.unknown_percentile:.0f}"
+                      for name, state in step.targets.items())
         self.status.setText(p)
 
     def _on_ended(self, outcome: str, info: object) -> None:
