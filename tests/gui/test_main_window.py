@@ -53,17 +53,22 @@ def window(qtbot, data_dir):
     return open_window(qtbot)
 
 
+def choose_folders(win: MainWindow, model_dir: Path, sae_dir: Path) -> None:
+    """Point the Set-up panel at a model folder and an SAE folder, on the CPU."""
+    win.setup.model_source.folder.setChecked(True)
+    win.setup.model_source.path.setEditText(str(model_dir))
+    win.setup.sae_source.folder.setChecked(True)
+    win.setup.sae_source.path.setEditText(str(sae_dir))
+    win.setup.device.setCurrentText("cpu")
+
+
 def load(qtbot, win: MainWindow, model_dir: Path, sae_dir: Path, *, accept_warning: bool = True) -> None:
     """Load through the Set-up panel. The tiny SAE names its model 'tiny', so the window asks whether to use it
     anyway; ``accept_warning`` clicks "Use anyway"."""
     qtbot.waitUntil(lambda: win.model.busy is None, timeout=30_000)
     win.model.auto_map = False  # these tests start from a bare table; tests/gui/test_studio.py covers the map
     win.sae_warning_box = None
-    win.setup.model_source.folder.setChecked(True)
-    win.setup.model_source.path.setEditText(str(model_dir))
-    win.setup.sae_source.folder.setChecked(True)
-    win.setup.sae_source.path.setEditText(str(sae_dir))
-    win.setup.device.setCurrentText("cpu")
+    choose_folders(win, model_dir, sae_dir)
     with qtbot.waitSignal(win.model.sig_loaded, timeout=LOAD_TIMEOUT):
         qtbot.mouseClick(win.setup.load_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: win.model.busy is None, timeout=10_000)

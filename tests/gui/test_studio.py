@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
 from tests.engine_helpers import tiny_session
-from tests.gui.test_main_window import LOAD_TIMEOUT, RUN_TIMEOUT, configure, open_window, run_to_end
+from tests.gui.test_main_window import LOAD_TIMEOUT, RUN_TIMEOUT, choose_folders, configure, open_window, run_to_end
 from tests.test_studio_engine import copy_runs, fake_statuses, make_runs, ship
 from unlearn_studio.engine import demo_cache
 from unlearn_studio.engine.paths import user_data_dir
@@ -22,11 +22,7 @@ from unlearn_studio.engine.suggestions import Suggestion, suggested_targets
 def load_with_map(qtbot, win, model_dir: Path, sae_dir: Path, *, verify: bool) -> None:
     """Load through the Set-up panel, say "Use anyway" to the tiny SAE's question, and wait for the map job."""
     win.entities.verify.setChecked(verify)
-    win.setup.model_source.folder.setChecked(True)
-    win.setup.model_source.path.setEditText(str(model_dir))
-    win.setup.sae_source.folder.setChecked(True)
-    win.setup.sae_source.path.setEditText(str(sae_dir))
-    win.setup.device.setCurrentText("cpu")
+    choose_folders(win, model_dir, sae_dir)
     with qtbot.waitSignal(win.model.sig_loaded, timeout=LOAD_TIMEOUT):
         qtbot.mouseClick(win.setup.load_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: win.sae_warning_box is not None and win.sae_warning_box.isVisible(), timeout=10_000)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from PySide6.QtGui import QTextCursor
-from PySide6.QtWidgets import (QCheckBox, QGroupBox, QHBoxLayout, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget)
 
 from ..app_model import AppModel, AskPiece
+from .answer_options import chat_box, token_box
 
 
 class AskPanel(QWidget):
@@ -19,14 +19,8 @@ class AskPanel(QWidget):
         self.ask_button = QPushButton("Ask both")
         self.ask_button.setToolTip("Answer with the original weights and with the current (unlearned) weights")
         self.ask_button.clicked.connect(self.ask)
-        self.chat = QCheckBox("Chat")
-        self.chat.setChecked(True)
-        self.chat.setToolTip("Wrap the prompt in the model's chat template (off: plain completion)")
-        self.max_tokens = QSpinBox()
-        self.max_tokens.setRange(1, 512)
-        self.max_tokens.setValue(48)
-        self.max_tokens.setSuffix(" tokens")
-        self.max_tokens.setToolTip("The most new tokens per answer")
+        self.chat = chat_box()
+        self.max_tokens = token_box(48, 512)
         self.original = QPlainTextEdit()
         self.original.setReadOnly(True)
         self.original.setPlaceholderText("The original model's answer")

@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QProgressBar, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
 from ..app_model import STEER, AppModel
+from .answer_options import chat_box, token_box
 
 SLIDER_STEPS = 10  # slider units per unit of strength
 STRENGTH_RANGE = (-3.0, 2.0)
@@ -50,13 +51,8 @@ class SteeringPanel(QWidget):
         self.slider.valueChanged.connect(self._show_strength)
         self.add_unknown = QCheckBox("Add unknown-entity latents")
         self.add_unknown.setToolTip("Also raise the top unknown-entity latents by −strength × their mean on unknown entities")
-        self.chat = QCheckBox("Chat")
-        self.chat.setChecked(True)
-        self.chat.setToolTip("Wrap the prompt in the model's chat template (off: plain completion)")
-        self.max_tokens = QSpinBox()
-        self.max_tokens.setRange(1, 256)
-        self.max_tokens.setValue(32)
-        self.max_tokens.setSuffix(" tokens")
+        self.chat = chat_box()
+        self.max_tokens = token_box(32, 256)
         self.steer_button = QPushButton("Steer")
         self.steer_button.setToolTip("Answer with the original weights, unsteered and steered (a background job)")
         self.steer_button.clicked.connect(self.steer)
