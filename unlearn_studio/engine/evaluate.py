@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from .entities import Entity, Templates, generic_text
-from .fact_checks import FactResult, accuracy_by_form, fact_checks, headline, name_fidelity, run_fact_checks
+from .fact_checks import (FactCheck, FactResult, accuracy_by_form, ask_once, fact_checks, headline, name_fidelity,
+                          run_fact_checks)
 from .generation import complete
 from .hooks import HookPoint
 from .jobs import ProgressCallback, check_cancel
@@ -93,12 +94,15 @@ def repeat_rate(tokenizer, texts: Sequence[str], n: int = 3) -> float:
 def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, targets: Sequence[Entity],
              retain: Sequence[Entity], templates: Templates, *, neighbours: Sequence[Entity] = (),
              progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
-             stand_ins: dict[str, list[str]] | None = None, floor: StandInFloor | None = None) -> Evaluation:
+             stand_ins: dict[str, list[str]] | None = None, floor: StandInFloor | None = None,
+             asked: dict[FactCheck, FactResult] | None = None) -> Evaluation:
     """Every measurement of DESIGN.md §4 for the model's current weights, on the eval templates.
 
     ``stand_ins`` (fictitious names per target) measures the stand-in floor with these weights: pass it for θ0.
-    ``floor`` reuses that measurement afterwards (the before-evaluation's ``floor``).
+    ``floor`` reuses that measurement afterwards (the before-evaluation's ``floor``). ``asked`` holds answers these
+    same weights gave before (the fixed retain set asked of θ0 for an earlier target): they are not asked again.
     """
+    asked = {} if asked is None else asked
     report = progress or (lambda message, fraction: None)
     report("measuring the targets' internal state", 0.0)
     states = measure_targets(model, sae, hook, references, prompt_batches(tokenizer, targets, templates.eval))
@@ -110,9 +114,9 @@ def evaluate(model, tokenizer, sae, hook: HookPoint, references: References, tar
         report("asking the facts about fictitious stand-ins", 0.3)
         floor = stand_in_floor(model, tokenizer, forget_checks, stand_ins, cancel)
     report("asking the retain set's facts", 0.45)
-    results += run_fact_checks(model, tokenizer, fact_checks(retain, "retain"), cancel,
-                               on_form=lambda form: report(f"asking the retain set's facts ({form})", 0.45))
-    results += run_fact_checks(model, tokenizer, fact_checks(neighbours, "neighbour"), cancel)
+    results += ask_once(model, tokenizer, fact_checks(retain, "retain"), asked, cancel,
+                        on_form=lambda form: report(f"asking the retain set's facts ({form})", 0.45))
+    results += ask_once(model, tokenizer, fact_checks(neighbours, "neighbour"), asked, cancel)
     check_cancel(cancel)
     report("name fidelity", 0.7)
     fidelity = name_fidelity(model, tokenizer, [t.name for t in targets])

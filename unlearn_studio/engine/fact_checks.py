@@ -107,6 +107,18 @@ def run_fact_checks(model, tokenizer, checks: Sequence[FactCheck], cancel: threa
     return results
 
 
+def ask_once(model, tokenizer, checks: Sequence[FactCheck], asked: dict[FactCheck, FactResult],
+             cancel: threading.Event | None = None, on_form: Callable[[str], None] | None = None) -> list[FactResult]:
+    """:func:`run_fact_checks`, taking the answers these same weights already gave from ``asked`` (and adding to it).
+
+    The results come in the order run_fact_checks gives them, so before/after tables line up either way.
+    """
+    for result in run_fact_checks(model, tokenizer, [c for c in checks if c not in asked], cancel, on_form):
+        asked[result.check] = result
+    order = {name: index for index, name in enumerate(FORMS)}
+    return [asked[c] for c in sorted(checks, key=lambda c: order[c.form])]
+
+
 def accuracy_by_form(results: Sequence[FactResult], role: str, entity: str | None = None) -> dict[str, float]:
     """Per form, the share of ``role``'s checks (of one entity, if given) answered correctly."""
     by_form: dict[str, list[bool]] = {}

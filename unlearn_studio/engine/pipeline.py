@@ -119,6 +119,7 @@ class Session:
         self._statuses: list[EntityStatus] | None = None
         self._references: dict[str, References] = {}
         self._sae_fingerprint: str | None = None
+        self._theta0_answers: dict = {}  # FactCheck -> FactResult: the fixed retain set is asked of θ0 once per session
 
     @property
     def model(self) -> torch.nn.Module:
@@ -393,7 +394,8 @@ class Session:
                 yield Progress("measuring the model before unlearning", 0.15)
                 before = evaluate(self.model, self.tokenizer, self.sae.sae, self.hook, refs, targets, retain_eval, templates,
                                   neighbours=neighbours, cancel=cancel,
-                                  stand_ins=pick_stand_ins(targets, self.entity_data()[1]))
+                                  stand_ins=pick_stand_ins(targets, self.entity_data()[1]),
+                                  asked=None if self.is_modified() else self._theta0_answers)
             result: TrainResult | None = None
             for event in train(self.model, self.tokenizer, self.sae.sae, self.hook, plan, config, cancel):
                 if isinstance(event, StepProgress) and folder:
