@@ -688,10 +688,9 @@ def _prepare_references(job: Job, session, exclude: list[str], verify: bool):  #
 
     Tells the entity table each reference entity's P(known); returns the References.
     """
-    classified = session.cached_statuses() is not None
+    if verify:  # first, so the table shows the statuses even when too few entities are known for references
+        _classify_in_job(job, session, 1.0)
     refs = session.prepare_references(exclude, verify=verify, progress=job.progress, cancel=job.cancel)
-    if verify and not classified:
-        job.emit_event(StatusesReady(list(session.classify())))
     values = getattr(refs, "known_entity_p_known", None), getattr(refs, "unknown_entity_p_known", None)
     if values[0] is not None and values[1] is not None:
         p_known = dict(zip(refs.known_names, (float(v) for v in values[0].reshape(-1).tolist())))

@@ -204,6 +204,7 @@ class RunsPanel(QWidget):
 # ---- restoring one run into the live plots (plain data, shaped as the run's events were) ----------------------------
 def _state(data: dict[str, Any]) -> SimpleNamespace:
     return SimpleNamespace(p_known=data.get("p_known", float("nan")), point=tuple(data.get("point", (0.0, 0.0))),
+                           unknown_percentile=data.get("unknown_percentile", float("nan")),
                            known_latents=tuple(data.get("known_latents", ())),
                            unknown_latents=tuple(data.get("unknown_latents", ())))
 
