@@ -183,7 +183,8 @@ def test_target_without_facts_runs_on_knownness_alone(session):
                                                     ("tokens outside the name", {"all"})])
 def test_retain_term_holds_the_chosen_tokens_of_the_retain_prompts(session, shifted_tokens, seen_by):
     """Shift θ0's record at one kind of token only: just the settings that hold those tokens see the drift."""
-    from unlearn_studio.engine.objectives import RETAIN_POSITIONS, StepContext, retain_drift
+    from unlearn_studio.engine.methods import RETAIN_POSITIONS
+    from unlearn_studio.engine.objectives import StepContext, retain_drift
     from unlearn_studio.engine.trainer import TrainConfig, UnlearningPlan, prepare_batches
 
     targets = session.resolve_targets(["Eiffel Tower"])

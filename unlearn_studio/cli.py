@@ -104,7 +104,7 @@ def unexpected_error_line(error: BaseException) -> str:
         return ("out of memory: lower the trainable layers (--layers-below), use --dtype bfloat16 "
                 "(half the memory; it learns as in float32), or a smaller model or device.")
     if isinstance(error, OSError) and error.filename:
-        from .engine.validation import os_reason
+        from .errors import os_reason
 
         return f"cannot use {error.filename}: {os_reason(error)}. Check the path and its permissions."
     text = one_line(str(error))[:300]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+
+from .validation import MAX_PROMPT_TOKENS, InvalidInput, check_max_new_tokens, check_prompt_text, context_length
 
 
 PLAIN_QA_FORM = "Question: {question}\nAnswer:"
@@ -106,7 +109,6 @@ def stream_answer(model, tokenizer, prompt: str, on_text: Callable[[str], None],
     """Generate greedily, calling ``on_text`` with each new piece; returns the whole answer."""
     from transformers import StoppingCriteriaList
 
-    from .validation import check_prompt
 
     check_prompt(prompt, tokenizer, model, max_new_tokens, chat=chat)
     device = model.get_input_embeddings().weight.device
@@ -117,3 +119,16 @@ def stream_answer(model, tokenizer, prompt: str, on_text: Callable[[str], None],
                    pad_token_id=tokenizer.pad_token_id, top_p=None, top_k=None, temperature=None,
                    stopping_criteria=StoppingCriteriaList([_StopWhenCancelled(cancel)]))
     return streamer.emitted
+
+
+def check_prompt(prompt: str, tokenizer: Any, model: Any, max_new_tokens: int, *, chat: bool = True) -> None:
+    """The prompt (in the form fed to the model) and its answer fit the model's context and the prompt limit."""
+    check_prompt_text(prompt)
+    check_max_new_tokens(max_new_tokens)
+    size = len(tokenizer(format_prompt(tokenizer, prompt, chat), add_special_tokens=not chat)["input_ids"])
+    context = context_length(model, tokenizer)
+    room = min(context - max_new_tokens, MAX_PROMPT_TOKENS)
+    if size > room:
+        raise InvalidInput(f"the prompt is {size:,} tokens long: at most {max(room, 0):,} fit (the model reads "
+                           f"{context:,} tokens, {max_new_tokens} are kept for the answer, and prompts are limited "
+                           f"to {MAX_PROMPT_TOKENS:,}). Shorten it, or ask for fewer new tokens.")

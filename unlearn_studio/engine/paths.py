@@ -22,8 +22,7 @@ def _make_folder(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        from ..errors import UserError
-        from .validation import os_reason
+        from ..errors import UserError, os_reason
 
         raise UserError(f"cannot create Unlearn Studio's data folder {path}: {os_reason(error)}. "
                         f"Set {DATA_DIR_ENV} to a folder you can write to.") from error

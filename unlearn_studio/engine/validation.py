@@ -6,13 +6,12 @@ front ends refuse the same inputs with the same words. The module imports no tor
 
 from __future__ import annotations
 
-import errno
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UserError, os_reason
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 MAX_NEW_TOKENS = 2048
@@ -72,15 +71,6 @@ def check_sae_source(sae: str | None, sae_id: str | None) -> None:
 
 
 # ---- the output folder ---------------------------------------------------------------------------------------------
-
-def os_reason(error: OSError) -> str:
-    """An OSError's cause in a few plain words."""
-    if error.errno == errno.EROFS:
-        return "the file system is read-only"
-    if isinstance(error, PermissionError) or error.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    return (error.strerror or str(error)).lower()
-
 
 def check_output_folder(path: str | Path) -> Path:
     """A new (or empty) folder that can be created and written: tried with a test file, removed again."""
@@ -188,18 +178,3 @@ def context_length(model: Any, tokenizer: Any) -> int:
     limits.append(getattr(tokenizer, "model_max_length", None))
     usable = [int(v) for v in limits if isinstance(v, int) and 0 < v < 10**8]
     return min(usable) if usable else MAX_PROMPT_TOKENS
-
-
-def check_prompt(prompt: str, tokenizer: Any, model: Any, max_new_tokens: int, *, chat: bool = True) -> None:
-    """The prompt (in the form fed to the model) and its answer fit the model's context and the prompt limit."""
-    from .generation import format_prompt
-
-    check_prompt_text(prompt)
-    check_max_new_tokens(max_new_tokens)
-    size = len(tokenizer(format_prompt(tokenizer, prompt, chat), add_special_tokens=not chat)["input_ids"])
-    context = context_length(model, tokenizer)
-    room = min(context - max_new_tokens, MAX_PROMPT_TOKENS)
-    if size > room:
-        raise InvalidInput(f"the prompt is {size:,} tokens long: at most {max(room, 0):,} fit (the model reads "
-                           f"{context:,} tokens, {max_new_tokens} are kept for the answer, and prompts are limited "
-                           f"to {MAX_PROMPT_TOKENS:,}). Shorten it, or ask for fewer new tokens.")

@@ -620,7 +620,7 @@ class AppModel(QObject):
         if self.busy is not None:
             self.sig_message.emit(f"{JOB_LABELS[self.busy]}: wait for it to finish or stop it first.")
             return None
-        from ..engine.validation import check_prompt
+        from ..engine.generation import check_prompt
         from ..errors import UserError
 
         session = self.session
