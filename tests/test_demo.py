@@ -75,7 +75,9 @@ def test_demo_unlearning_moves_the_target_to_unknown_and_keeps_retain_facts(demo
 
     monkeypatch.setenv("UNLEARN_STUDIO_DATA", str(demo_model_dir.parents[1]))  # the demo and its caches
     session = load_session(ModelSpec(device="cpu"))
-    request = UnlearnRequest(targets=session.resolve_targets(["Eiffel Tower"]), config=TrainConfig(steps=60, min_steps=0, space="code", positions="last"),
+    # A target the demo model knows well (P(known) ≥ 0.9 on the eval templates: a "Try these" entity); the Eiffel
+    # Tower sits at 0.2 with the verified references, on the border rather than inside the known cloud.
+    request = UnlearnRequest(targets=session.resolve_targets(["Mahatma Gandhi"]), config=TrainConfig(steps=60, min_steps=0, space="code", positions="last"),
                              run_dir=tmp_path / "run", retain_eval_entities=8)  # 8 of the retain split: CI time
     events = list(session.unlearn(request))
     assert not [e for e in events if isinstance(e, Failed)]

@@ -144,9 +144,8 @@ def test_pushing_the_known_latents_past_off_changes_a_known_entitys_answer(demo_
     from unlearn_studio.engine.pipeline import ModelSpec, load_session
 
     demo = load_session(ModelSpec(model=str(demo_model_dir), device="cpu"))
-    # The shipped lists as they are (no known-ness check, which takes minutes the first time per model).
-    known, unknown = demo.reference_entities(["Eiffel Tower"], verify=False)
-    refs = demo.references(known, unknown)
+    # Verified references, as a user gets them (known-ness comes from the shipped demo cache).
+    refs = demo.prepare_references(["Eiffel Tower"], verify=True)
     answers = {strength: steer(demo, "Eiffel Tower", "Where is the Eiffel Tower?", strength=strength, max_new_tokens=24,
                                references=refs) for strength in (0.0, -2.0)}
     print(json.dumps({strength: [r.original, r.steered] for strength, r in answers.items()}))

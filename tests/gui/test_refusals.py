@@ -6,7 +6,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.gui.test_main_window import data_dir, load, run_to_end, shared_data_dir, window, window_ready_to_run  # noqa: F401
-from unlearn_studio.engine.validation import InvalidInput, check_prompt, check_target_name
+from unlearn_studio.engine.generation import check_prompt
+from unlearn_studio.engine.validation import InvalidInput, check_target_name
 
 
 def _refusal(check, *args, **kwargs) -> str:
