@@ -66,6 +66,7 @@ def test_demo_sae_reconstructs_demo_activations(demo_model_dir):
 
 
 @pytest.mark.demo
+@pytest.mark.timeout(1800)  # 60 steps and two measurements of the real model on 2 CPU cores
 def test_demo_unlearning_moves_the_target_to_unknown_and_keeps_retain_facts(demo_model_dir, monkeypatch, tmp_path):
     """The paper's claim on one target: sae-align (SAE-code term, last entity token, as in DESIGN.md §2), ≤ 60 steps,
     P(known) < 0.5 and retain accuracy drops by at most one fact."""
@@ -78,12 +79,13 @@ def test_demo_unlearning_moves_the_target_to_unknown_and_keeps_retain_facts(demo
     # A target the demo model knows well (P(known) ≥ 0.9 on the eval templates: a "Try these" entity); the Eiffel
     # Tower sits at 0.2 with the verified references, on the border rather than inside the known cloud.
     request = UnlearnRequest(targets=session.resolve_targets(["Mahatma Gandhi"]), config=TrainConfig(steps=60, min_steps=0, space="code", positions="last"),
-                             run_dir=tmp_path / "run", retain_eval_entities=8)  # 8 of the retain split: CI time
+                             run_dir=tmp_path / "run", retain_eval_entities=4)  # 4 of the retain split: CI time
     events = list(session.unlearn(request))
     assert not [e for e in events if isinstance(e, Failed)]
     run = next(e for e in events if isinstance(e, Finished)).result
     assert run.before.target_p_known > 0.5 and run.after.target_p_known < 0.5
-    retain_before = sum(r.correct for r in run.before.facts if r.check.role == "retain")
-    retain_after = sum(r.correct for r in run.after.facts if r.check.role == "retain")
+    # The completion prompts of the retain entities, as this test counted before the other forms existed.
+    retain_before = sum(r.correct for r in run.before.facts if r.check.role == "retain" and r.check.form == "completion")
+    retain_after = sum(r.correct for r in run.after.facts if r.check.role == "retain" and r.check.form == "completion")
     assert retain_after >= retain_before - 1
     assert run.report["steps"] <= 60
