@@ -82,7 +82,7 @@ class LivePlots(QWidget):
         self.loss_curves: dict[str, pg.PlotDataItem] = {}
 
         self.pknown_plot = _plot("P(known) per target · unknown percentile", "step (0 = original weights)",
-                                 "P(known) (solid) · percentile ÷ 100 (dashed)")
+                                 "P(known) · pct ÷ 100")
         self.pknown_plot.setYRange(0, 1, padding=0.05)
         self.pknown_legend = _legend(self.pknown_plot)
         # Where unknown entities sit: the middle half of the unknown references' own percentiles (DESIGN.md §4).
