@@ -64,7 +64,6 @@ class Objective:
     """One unlearning method. Its settings are fields of :class:`TrainConfig` that name it in ``methods``."""
 
     info: ClassVar[MethodInfo]
-    needs_full_forward: ClassVar[bool]
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
@@ -139,8 +138,6 @@ def _pull(values: torch.Tensor, toward: torch.Tensor, away: torch.Tensor, lambda
 
 @register("sae-align")
 class SaeAlign(Objective):
-    needs_full_forward = False
-
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         cfg = self.config
         refs, device = ctx.references, next(ctx.model.parameters()).device
@@ -199,8 +196,6 @@ def _facts(ctx: StepContext, which: str) -> TokenBatch:
 class GradAscent(Objective):
     """Maximise the NLL of the target's fact answers."""
 
-    needs_full_forward = True
-
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         nll = mean_nll(ctx.model, _facts(ctx, "forget_facts"))
         return {"forget_nll": nll.detach(), "total": -nll}
@@ -209,8 +204,6 @@ class GradAscent(Objective):
 @register("grad-diff")
 class GradDiff(Objective):
     """Gradient ascent on the target's facts plus gradient descent on retain facts."""
-
-    needs_full_forward = True
 
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         forget = mean_nll(ctx.model, _facts(ctx, "forget_facts"))
@@ -222,8 +215,6 @@ class GradDiff(Objective):
 @register("npo")
 class Npo(Objective):
     """Negative preference optimisation (Zhang et al. 2024) against the frozen θ0."""
-
-    needs_full_forward = True
 
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         beta = self.config.beta
@@ -253,8 +244,6 @@ class Rmu(Objective):
     toward ``c · ‖x‖ · u`` for a fixed random unit vector ``u`` (seeded), while the retain activations are held
     at θ0 as in sae-align. The forget term is normalised by the target norm so λ_retain means the same here.
     """
-
-    needs_full_forward = False
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)

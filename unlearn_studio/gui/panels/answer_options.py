@@ -1,8 +1,8 @@
-"""The two options every answering panel offers: chat form and the most new tokens."""
+"""What every answering panel shares: the chat and token options, and two answers side by side."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QCheckBox, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QSpinBox, QVBoxLayout, QWidget
 
 
 def chat_box() -> QCheckBox:
@@ -19,3 +19,14 @@ def token_box(default: int, maximum: int) -> QSpinBox:
     box.setSuffix(" tokens")
     box.setToolTip("The most new tokens per answer")
     return box
+
+
+def side_by_side(*pairs: tuple[QGroupBox, QWidget]) -> QHBoxLayout:
+    """Each answer box inside its titled group, the groups in one row."""
+    row = QHBoxLayout()
+    for group, box in pairs:
+        inner = QVBoxLayout(group)
+        inner.setContentsMargins(4, 4, 4, 4)
+        inner.addWidget(box)
+        row.addWidget(group)
+    return row

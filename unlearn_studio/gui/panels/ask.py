@@ -6,7 +6,7 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (QGroupBox, QHBoxLayout, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget)
 
 from ..app_model import AppModel, AskPiece
-from .answer_options import chat_box, token_box
+from .answer_options import chat_box, side_by_side, token_box
 
 
 class AskPanel(QWidget):
@@ -32,13 +32,8 @@ class AskPanel(QWidget):
         row.addWidget(self.chat)
         row.addWidget(self.max_tokens)
         row.addWidget(self.ask_button)
-        answers = QHBoxLayout()
-        for title, box in (("Original model (before)", self.original), ("Current model (after)", self.current)):
-            group = QGroupBox(title)
-            inner = QVBoxLayout(group)
-            inner.setContentsMargins(4, 4, 4, 4)
-            inner.addWidget(box)
-            answers.addWidget(group)
+        answers = side_by_side((QGroupBox("Original model (before)"), self.original),
+                               (QGroupBox("Current model (after)"), self.current))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(row)

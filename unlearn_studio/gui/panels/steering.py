@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLa
                                QProgressBar, QPushButton, QSlider, QVBoxLayout, QWidget)
 
 from ..app_model import STEER, AppModel
-from .answer_options import chat_box, token_box
+from .answer_options import chat_box, side_by_side, token_box
 
 SLIDER_STEPS = 10  # slider units per unit of strength
 STRENGTH_RANGE = (-3.0, 2.0)
@@ -81,13 +81,8 @@ class SteeringPanel(QWidget):
         second.addWidget(self.chat)
         second.addWidget(self.max_tokens)
         second.addWidget(self.steer_button)
-        answers = QHBoxLayout()
         self.steered_group = QGroupBox("Steered")
-        for group, box in ((QGroupBox("Unsteered (original weights)"), self.original), (self.steered_group, self.steered)):
-            inner = QVBoxLayout(group)
-            inner.setContentsMargins(4, 4, 4, 4)
-            inner.addWidget(box)
-            answers.addWidget(group)
+        answers = side_by_side((QGroupBox("Unsteered (original weights)"), self.original), (self.steered_group, self.steered))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(first)
