@@ -411,7 +411,7 @@ def test_broken_shipped_resource_fails_loudly(tmp_path: Path, monkeypatch) -> No
     (tmp_path / "entities" / "known.json").write_text(json.dumps(good))
     (tmp_path / "entities" / "unknown.json").write_text(json.dumps(good))
     (tmp_path / "entities" / "templates.json").write_text(
-        json.dumps({"train": ["{entity}", "x {entity}"], "stop": ["y {entity}"], "eval": ["{entity}"]}))
+        json.dumps({"train": ["w {entity}", "x {entity}"], "stop": ["y {entity}"], "eval": ["w {entity}"]}))
     monkeypatch.setattr(ent, "resources_dir", lambda: tmp_path)
     for fn in (ent._shipped, ent._check_no_overlap, ent.load_templates):
         fn.cache_clear()
@@ -423,6 +423,7 @@ def test_broken_shipped_resource_fails_loudly(tmp_path: Path, monkeypatch) -> No
         for templates, message in (
                 ({"train": ["{entity} {entity}"], "stop": ["y {entity}"], "eval": ["z {entity}"]}, "exactly once"),
                 ({"train": ["x {entity}"], "stop": ["x {entity}"], "eval": ["z {entity}"]}, "both train and stop"),
+                ({"train": ["{entity} is"], "stop": ["y {entity}"], "eval": ["z {entity}"]}, "attention sink"),
                 ({"train": ["x {entity}"], "heldout": ["y {entity}"], "eval": ["z {entity}"]}, "unknown key 'heldout'"),
                 ({"train": ["x {entity}"], "eval": ["z {entity}"]}, "'stop' must be a non-empty list")):
             (tmp_path / "entities" / "templates.json").write_text(json.dumps(templates))

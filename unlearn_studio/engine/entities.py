@@ -402,6 +402,11 @@ def load_templates() -> Templates:
                 raise EntityDataError(
                     f"{path}: {key}[{i}] {tpl!r}: must contain {PLACEHOLDER} exactly once"
                 )
+            if tpl.lstrip().startswith(PLACEHOLDER):  # DESIGN.md §2: on a model without BOS, position 0 is the sink
+                raise EntityDataError(
+                    f"{path}: {key}[{i}] {tpl!r}: put some text before {PLACEHOLDER}: on models without a BOS token "
+                    "the first position is an attention sink, unlike every other position of the entity"
+                )
         if len(set(items)) != len(items):
             raise EntityDataError(f"{path}: {key!r} contains duplicate templates")
         groups[key] = tuple(items)

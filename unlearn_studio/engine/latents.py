@@ -119,6 +119,15 @@ class References:
         return float((self.mu_known - self.mu_unknown).pow(2).sum())
 
     @property
+    def unknown_margin(self) -> float:
+        """m: the unknown references' median distance from the known side along u = (μ_K − μ_U)/‖μ_K − μ_U‖.
+
+        The distance d = (μ_K − z)·u is linear in z, so an entity's mean over its prompts is the distance of its
+        mean code: d_e = ‖μ_K − μ_U‖ − x_e, where x_e is its map position (measured from μ_U along u).
+        """
+        return float((self.mu_known - self.mu_unknown).norm() - self.unknown_points[:, 0].median())
+
+    @property
     def resid_scale_sq(self) -> float:
         return float((self.resid_mu_known - self.resid_mu_unknown).pow(2).sum())
 

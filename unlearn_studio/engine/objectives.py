@@ -108,11 +108,9 @@ def retain_drift(ctx: StepContext, positions: str = "last") -> torch.Tensor:
     rows = b.retain.to(device)
     acts = capture_one(model, hook, rows.input_ids, rows.attention_mask)
     original = b.retain_original.to(device)
-    if positions == "last":
+    if positions in ("last", "entity"):
         picked = torch.zeros_like(rows.attention_mask, dtype=torch.bool)
-        picked[torch.arange(len(rows), device=device), rows.last_entity_pos] = True
-    elif positions == "entity":
-        picked = rows.entity_mask.bool()
+        picked[aligned_positions(rows, "last" if positions == "last" else "all")] = True
     else:
         picked = rows.attention_mask.bool().clone()
         picked[:, 0] = False
@@ -129,11 +127,36 @@ def _relative_drift(values: torch.Tensor, original: torch.Tensor) -> torch.Tenso
     return (values - original).pow(2).sum(-1) / original.pow(2).sum(-1).clamp_min(1e-6)
 
 
-def _pull(values: torch.Tensor, toward: torch.Tensor, away: torch.Tensor, lambda_away: float, scale_sq: float) -> torch.Tensor:
-    """mean[‖v − toward‖² − λ_away · min(‖v − away‖², s²)] / s²."""
-    to_target = (values - toward).pow(2).sum(-1)
-    from_away = (values - away).pow(2).sum(-1).clamp(max=scale_sq)
-    return (to_target - lambda_away * from_away).mean() / scale_sq
+def _pull(values: torch.Tensor, toward: torch.Tensor, scale_sq: float) -> torch.Tensor:
+    """mean ‖v − toward‖² / s²: the pull toward the unknown references' mean."""
+    return (values - toward).pow(2).sum(-1).mean() / scale_sq
+
+
+def away_margin(codes: torch.Tensor, mu_known: torch.Tensor, mu_unknown: torch.Tensor, margin: float,
+                scale_sq: float) -> torch.Tensor:
+    """mean relu(m − d)² / s², d = (μ_K − z)·u with u = (μ_K − μ_U)/‖μ_K − μ_U‖ (DESIGN.md §2).
+
+    d is how far a code lies from the known side along the separating direction; the margin m is where the
+    unknown references sit, so the term pushes until the target is as far from "known" as they are, then stops.
+    """
+    direction = mu_known - mu_unknown
+    unit = direction / direction.norm().clamp_min(1e-8)
+    distance = (mu_known - codes) @ unit
+    return F.relu(margin - distance).pow(2).mean() / scale_sq
+
+
+def aligned_positions(rows: EntityBatch, positions: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, position) indices of the entity tokens a run aligns: the last one, or every one; never position 0.
+
+    Position 0 is a BOS token or, on models without one, the attention sink, whose outlier activation is
+    unlike every other position of an entity (DESIGN.md §2); a prompt whose only choice is position 0 is skipped.
+    """
+    if positions == "last":
+        keep = torch.nonzero(rows.last_entity_pos > 0)[:, 0]
+        return keep, rows.last_entity_pos[keep]
+    mask = rows.entity_mask.clone()
+    mask[:, 0] = False
+    return torch.nonzero(mask, as_tuple=True)
 
 
 @register("sae-align")
@@ -143,28 +166,24 @@ class SaeAlign(Objective):
         refs, device = ctx.references, next(ctx.model.parameters()).device
         rows = ctx.batches.forget.to(device)
         acts = capture_one(ctx.model, ctx.hook, rows.input_ids, rows.attention_mask)
-        if cfg.positions == "last":
-            x = acts[torch.arange(len(rows), device=device), rows.last_entity_pos]
-        else:
-            x = acts[rows.entity_mask]
+        x = acts[aligned_positions(rows, cfg.positions)]
         sae_dtype = next(ctx.sae.parameters()).dtype
         terms: dict[str, torch.Tensor] = {}
         forget = torch.zeros((), device=device)
         if cfg.space != "residual":
             z = ctx.sae.encode(x.to(sae_dtype)).float()
-            terms["forget_code"] = _pull(z, refs.mu_unknown.to(device), refs.mu_known.to(device), cfg.lambda_away, refs.scale_sq)
-            forget = forget + terms["forget_code"]
+            terms["forget_code"] = _pull(z, refs.mu_unknown.to(device), refs.scale_sq)
+            terms["forget_away"] = away_margin(z, refs.mu_known.to(device), refs.mu_unknown.to(device),
+                                               refs.unknown_margin, refs.scale_sq)
+            forget = forget + terms["forget_code"] + cfg.lambda_away * terms["forget_away"]
         if cfg.space in ("code+residual", "residual"):
-            terms["forget_residual"] = _pull(x.float(), refs.resid_mu_unknown.to(device), refs.resid_mu_known.to(device),
-                                             cfg.lambda_away, refs.resid_scale_sq)
+            terms["forget_residual"] = _pull(x.float(), refs.resid_mu_unknown.to(device), refs.resid_scale_sq)
             forget = forget + cfg.lambda_space * terms["forget_residual"]
         if cfg.space == "code+error":
             error = x.float() - ctx.sae.decode(ctx.sae.encode(x.to(sae_dtype))).float()
             target = refs.error_mu_unknown.to(device)
             terms["forget_error"] = (error - target).pow(2).sum(-1).mean() / refs.resid_scale_sq
             forget = forget + cfg.lambda_space * terms["forget_error"]
-        if len(terms) == 1:  # one forget term: it is L_forget itself, so it is reported once
-            terms.clear()
         terms["forget"] = forget
         terms["retain"] = retain_drift(ctx, cfg.retain_positions)
         terms["total"] = forget + cfg.lambda_retain * terms["retain"]
@@ -253,14 +272,16 @@ class Rmu(Objective):
         if self._target is None:
             generator = torch.Generator().manual_seed(self.config.seed)
             u = torch.rand(width, generator=generator)
-            scale = ctx.batches.retain_original.float().norm(dim=-1)[ctx.batches.retain.attention_mask.bool()].mean()
+            held = ctx.batches.retain.attention_mask.bool().clone()
+            held[:, 0] = False  # the attention sink's outlier norm is not the layer's typical norm
+            scale = ctx.batches.retain_original.float().norm(dim=-1)[held].mean()
             self._target = self.config.rmu_coefficient * scale * u / u.norm()
         return self._target.to(device)
 
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         device = next(ctx.model.parameters()).device
         rows = ctx.batches.forget.to(device)
-        acts = capture_one(ctx.model, ctx.hook, rows.input_ids, rows.attention_mask)[rows.entity_mask]
+        acts = capture_one(ctx.model, ctx.hook, rows.input_ids, rows.attention_mask)[aligned_positions(rows, "all")]
         facts = _facts_tokens(ctx, device)
         if facts is not None:
             acts = torch.cat([acts, facts])

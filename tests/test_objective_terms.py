@@ -1,0 +1,71 @@
+"""The sae-align loss terms against hand computations on tiny tensors (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unlearn_studio.engine.latents import build_references
+from unlearn_studio.engine.objectives import aligned_positions, away_margin
+from unlearn_studio.engine.prompts import EntityBatch
+
+MU_KNOWN = torch.tensor([4.0, 0.0])
+MU_UNKNOWN = torch.tensor([0.0, 0.0])  # u = (1, 0), s² = 16
+
+
+def test_the_away_margin_is_zero_past_the_margin_and_quadratic_before_it():
+    # d = (μ_K − z)·u: 4 − z₀. Margin 3: codes with d ≥ 3 (z₀ ≤ 1) cost nothing.
+    codes = torch.tensor([[4.0, 5.0], [2.0, -1.0], [0.5, 0.0]], requires_grad=True)
+    loss = away_margin(codes, MU_KNOWN, MU_UNKNOWN, margin=3.0, scale_sq=16.0)
+    # d = 0, 2, 3.5 → relu(3 − d)² = 9, 1, 0; mean 10/3; / s²
+    assert loss.item() == pytest.approx((9 + 1 + 0) / 3 / 16)
+    loss.backward()
+    # ∂/∂z₀ of relu(m − 4 + z₀)² / (3 s²) = 2 relu(m − d) / 48; the second coordinate is orthogonal to u
+    expected = torch.tensor([[2 * 3 / 48, 0.0], [2 * 1 / 48, 0.0], [0.0, 0.0]])
+    assert torch.allclose(codes.grad, expected)
+
+
+def test_the_away_gradient_points_from_known_to_unknown():
+    codes = torch.tensor([[3.0, 1.0]], requires_grad=True)
+    away_margin(codes, MU_KNOWN, MU_UNKNOWN, margin=4.0, scale_sq=16.0).backward()
+    step = -codes.grad[0]  # gradient descent moves the code along −grad
+    assert float(step @ (MU_UNKNOWN - MU_KNOWN)) > 0
+    assert float(step[1]) == 0.0
+
+
+def _batch(last: list[int], entity_rows: list[list[bool]]) -> EntityBatch:
+    mask = torch.tensor(entity_rows)
+    return EntityBatch(torch.zeros_like(mask, dtype=torch.long), torch.ones_like(mask, dtype=torch.long),
+                       torch.tensor(last), mask)
+
+
+def test_position_zero_is_never_aligned():
+    rows = _batch([0, 2], [[True, False, False], [False, True, True]])
+    row_index, position = aligned_positions(rows, "last")
+    assert row_index.tolist() == [1] and position.tolist() == [2]  # the prompt whose entity is only position 0 is skipped
+    row_index, position = aligned_positions(rows, "all")
+    assert list(zip(row_index.tolist(), position.tolist())) == [(1, 1), (1, 2)]
+
+
+class IdentitySae(torch.nn.Module):
+    """Codes equal to the activations: the references' statistics can be checked by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+def test_the_margin_is_the_unknown_references_median_distance():
+    known = torch.tensor([[4.0, 1.0], [4.0, -1.0], [6.0, 0.0], [2.0, 0.0]])  # two entities, two prompts each
+    unknown = torch.tensor([[0.0, 1.0], [0.0, 3.0], [1.0, 0.0], [-1.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
+    refs = build_references(IdentitySae(), known, [0, 0, 1, 1], unknown, [0, 0, 1, 1, 2, 2], ["K1", "K2"], ["U1", "U2", "U3"])
+    # μ_K = (4, 0), μ_U = (1/3, 2/3); u = (11/3, −2/3)/‖·‖; each unknown entity's mean code: (0, 2), (0, 0), (1, 0)
+    unit = torch.tensor([11 / 3, -2 / 3]) / torch.tensor([11 / 3, -2 / 3]).norm()
+    distances = sorted(float((torch.tensor([4.0, 0.0]) - torch.tensor(c)) @ unit) for c in ([0.0, 2.0], [0.0, 0.0], [1.0, 0.0]))
+    assert refs.unknown_margin == pytest.approx(distances[1], rel=1e-5)
