@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
 
     loaded = load_model(ensure_demo_model(), device=args.device)
     started = time.perf_counter()
-    statuses = classify_entities(loaded.model, loaded.tokenizer, [to_entity(e) for e in entries], [])
+    def report(message: str, fraction: float) -> None:
+        print(f"\r{message}", end="", file=sys.stderr, flush=True)
+
+    statuses = classify_entities(loaded.model, loaded.tokenizer, [to_entity(e) for e in entries], [], progress=report)
+    print(file=sys.stderr)
     seconds = time.perf_counter() - started
     correct = {s.name: s.correct for s in statuses}
     print(f"{len(entries)} entities, {sum(s.total for s in statuses)} fact prompts, asked in {seconds:.0f} s "
