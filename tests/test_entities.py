@@ -410,6 +410,7 @@ def test_broken_shipped_resource_fails_loudly(tmp_path: Path, monkeypatch) -> No
         {"prompt": f"A {i}", "answers": ["x"], "question": "A?", "paraphrases": ["A a", "A b"]} for i in range(2)]}]
     (tmp_path / "entities" / "known.json").write_text(json.dumps(good))
     (tmp_path / "entities" / "unknown.json").write_text(json.dumps(good))
+    (tmp_path / "entities" / "lesser_known.json").write_text(json.dumps([{**good[0], "name": "B"}]))
     (tmp_path / "entities" / "templates.json").write_text(
         json.dumps({"train": ["w {entity}", "x {entity}"], "stop": ["y {entity}"], "eval": ["w {entity}"]}))
     monkeypatch.setattr(ent, "resources_dir", lambda: tmp_path)

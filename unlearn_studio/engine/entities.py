@@ -348,18 +348,30 @@ def _shipped(kind: str) -> tuple[Entity, ...]:
 
 @lru_cache(maxsize=None)
 def _check_no_overlap() -> None:
-    known = {e.name.casefold(): e.name for e in _shipped("known")}
-    for ent in _shipped("unknown"):
-        if ent.name.casefold() in known:
-            raise EntityDataError(
-                f"{resources_dir() / 'entities' / 'unknown.json'}: {ent.name!r} is also a known candidate"
-            )
+    seen: dict[str, str] = {}
+    for kind in ("known", "lesser_known", "unknown"):
+        for ent in _shipped(kind):
+            if ent.name.casefold() in seen:
+                raise EntityDataError(f"{resources_dir() / 'entities' / f'{kind}.json'}: {ent.name!r} is also "
+                                      f"{'a known candidate' if seen[ent.name.casefold()] == 'known' else 'in ' + seen[ent.name.casefold()] + '.json'}")
+            seen[ent.name.casefold()] = kind
 
 
 def load_known_candidates() -> list[Entity]:
     """Well-known candidate entities (resources/entities/known.json)."""
     _check_no_overlap()
     return list(_shipped("known"))
+
+
+def load_lesser_known() -> list[Entity]:
+    """Real entities of middling and low fame (resources/entities/lesser_known.json).
+
+    Known-ness decides per model which side each falls on: those the model does not answer are the unknown
+    references (real entities it does not know, as in Ferrando et al.); the ``knownness_holdout`` third never
+    enters the references and is what bench/knownness.py measures the probe on.
+    """
+    _check_no_overlap()
+    return list(_shipped("lesser_known"))
 
 
 def load_split(split: str) -> list[Entity]:

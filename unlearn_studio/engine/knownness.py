@@ -24,18 +24,23 @@ KNOWN, UNKNOWN, EXCLUDED = "known", "unknown", "excluded"
 class EntityStatus:
     name: str
     type: str
-    reference: str  # "candidate" (of the known list) or "fictitious"
+    reference: str  # "candidate" (of the known list), "lesser_known" (real, less famous) or "fictitious"
     correct: int
     total: int
     status: str  # known | unknown | excluded
 
 
-def classify_entities(model, tokenizer, candidates: Sequence[Entity], fictitious: Sequence[Entity], *,
-                      progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
-                      batch_size: int = 32) -> list[EntityStatus]:
-    """Ask every fact prompt greedily and mark each entity known, unknown or excluded."""
+def classify_entities(model, tokenizer, candidates: Sequence[Entity], fictitious: Sequence[Entity],
+                      lesser_known: Sequence[Entity] = (), *, progress: ProgressCallback | None = None,
+                      cancel: threading.Event | None = None, batch_size: int = 32) -> list[EntityStatus]:
+    """Ask every fact prompt greedily and mark each entity known, unknown or excluded.
+
+    A well-known candidate is known (≥ 2 facts right) or excluded; a fictitious name is unknown (none right) or
+    excluded; a real lesser-known entity can be either: known, unknown (none right), or excluded in between.
+    """
     report = progress or (lambda message, fraction: None)
-    everyone = [(entity, "candidate") for entity in candidates] + [(entity, "fictitious") for entity in fictitious]
+    everyone = ([(entity, "candidate") for entity in candidates] + [(entity, "lesser_known") for entity in lesser_known]
+                + [(entity, "fictitious") for entity in fictitious])
     prompts = [(row, fact) for row, (entity, _) in enumerate(everyone) for fact in entity.facts]
     correct = [0] * len(everyone)
     for start in range(0, len(prompts), batch_size):
@@ -47,8 +52,11 @@ def classify_entities(model, tokenizer, candidates: Sequence[Entity], fictitious
         report(f"asking fact {min(start + batch_size, len(prompts))} of {len(prompts)}", min(1.0, (start + batch_size) / len(prompts)))
     statuses = []
     for row, (entity, reference) in enumerate(everyone):
+        knows = correct[row] >= min(MIN_CORRECT, len(entity.facts))
         if reference == "candidate":
-            status = KNOWN if correct[row] >= min(MIN_CORRECT, len(entity.facts)) else EXCLUDED
+            status = KNOWN if knows else EXCLUDED
+        elif reference == "lesser_known" and knows:
+            status = KNOWN
         else:
             status = UNKNOWN if correct[row] == 0 else EXCLUDED
         statuses.append(EntityStatus(entity.name, entity.type, reference, correct[row], len(entity.facts), status))

@@ -21,7 +21,8 @@ import torch
 from ..errors import UserError
 from .demo import demo_sae_dir, ensure_demo_model
 from .demo_cache import CacheKey, shipped_references_file, shipped_statuses
-from .entities import Entity, Templates, generic_text, load_known_candidates, load_templates, load_unknown_entities
+from .entities import (Entity, Templates, generic_text, load_known_candidates, load_lesser_known, load_templates,
+                       load_unknown_entities)
 from .evaluate import Evaluation, evaluate, perplexity
 from .events import Cancelled as CancelledEvent
 from .events import Event, Failed, Finished, InitialState, Progress, Started, StepProgress
@@ -42,6 +43,7 @@ from .trainer import TrainConfig, TrainResult, UnlearningPlan, train
 from .validation import check_target_name
 
 MIN_RETAIN_EVALUATION = 5
+MIN_REAL_UNKNOWN = 20  # fewer real entities the model does not know than this: fictitious names make up U
 SANE_PERPLEXITY_RATIO = 2.0  # a diverged run's restored weights are saved only within this of θ0's perplexity
 START_FROM = ("original", "current")
 OUT_OF_MEMORY = ("out of memory: lower the number of trainable layers or the retain set, load the model in bfloat16 "
@@ -116,6 +118,7 @@ class Session:
         # θ0 for every block at or below the hook: the only weights unlearning may change.
         self._original = WeightsSnapshot(self.resettable_parameters())
         self._entity_data: tuple[list[Entity], list[Entity], Templates] | None = None
+        self._lesser_known: list[Entity] | None = None
         self._statuses: list[EntityStatus] | None = None
         self._references: dict[str, References] = {}
         self._sae_fingerprint: str | None = None
@@ -157,6 +160,12 @@ class Session:
             self._entity_data = (load_known_candidates(), load_unknown_entities(), load_templates())
         return self._entity_data
 
+    def lesser_known(self) -> list[Entity]:
+        """The real, less famous entities: unknown references where this model does not answer them."""
+        if self._lesser_known is None:
+            self._lesser_known = load_lesser_known()
+        return self._lesser_known
+
     def _data_key(self) -> str:
         folder = resources_dir() / "entities"
         digest = hashlib.sha256(b"copied-answers-dropped")  # bump when the loaders change what facts mean
@@ -195,7 +204,8 @@ class Session:
             return cached
         candidates, fictitious, _ = self.entity_data()
         with self.original_weights():
-            statuses = classify_entities(self.model, self.tokenizer, candidates, fictitious, progress=progress, cancel=cancel)
+            statuses = classify_entities(self.model, self.tokenizer, candidates, fictitious, self.lesser_known(),
+                                         progress=progress, cancel=cancel)
         save_cached(self.original_fingerprint, self._data_key(), statuses)
         self._statuses = statuses
         return statuses
@@ -208,19 +218,24 @@ class Session:
 
     def reference_entities(self, exclude: Sequence[str] = (), *, verify: bool = True,
                            limit: int = 80, seed: int = 0) -> tuple[list[Entity], list[Entity]]:
-        """K and U: verified known / unknown entities (or every listed one when ``verify`` is off), minus ``exclude``.
+        """K and U: verified known / unknown entities (or the shipped lists as they are when ``verify`` is off).
 
-        K comes from the candidates without a split: the tune, eval and retain splits are never references.
+        K: the candidates without a split and the lesser-known entities this model knows (tune, eval and retain
+        splits and the known-ness hold-out are never references). U: real lesser-known entities it does not
+        answer (Ferrando et al.); fictitious names only make up the number when fewer than MIN_REAL_UNKNOWN are.
         """
         candidates, fictitious, _ = self.entity_data()
         excluded = {name.lower() for name in exclude}
-        is_known = self._known_filter(verify)
+        pool = [e for e in self.lesser_known() if e.split is None]
         if verify:
             status = {s.name: s.status for s in self.classify()}
-            unknown = [e for e in fictitious if status.get(e.name) == UNKNOWN]
+            known = [e for e in [*candidates, *pool] if e.split is None and status.get(e.name) == KNOWN]
+            unknown = [e for e in pool if status.get(e.name) == UNKNOWN]
+            if len(unknown) < MIN_REAL_UNKNOWN:
+                unknown += [e for e in fictitious if status.get(e.name) == UNKNOWN]
         else:
-            unknown = list(fictitious)
-        known = [e for e in candidates if e.split is None and is_known(e) and e.name.lower() not in excluded]
+            known, unknown = [e for e in candidates if e.split is None], list(fictitious)
+        known = [e for e in known if e.name.lower() not in excluded]
         unknown = [e for e in unknown if e.name.lower() not in excluded]
         rng = random.Random(seed)
         if len(known) > limit:
@@ -229,7 +244,7 @@ class Session:
             unknown = sorted(rng.sample(unknown, limit), key=lambda e: e.name)
         if not known or not unknown:
             raise UserError(f"the model knows {len(known)} of the candidate entities and leaves {len(unknown)} "
-                            "fictitious ones unanswered; both reference sets need at least one entity. "
+                            "real or fictitious ones unanswered; both reference sets need at least one entity. "
                             "Use a larger model, or turn off 'verify known-ness' to use the lists as they are.")
         return known, unknown
 
@@ -301,7 +316,7 @@ class Session:
     def resolve_targets(self, names: Sequence[str], extra: Sequence[Entity] = ()) -> list[Entity]:
         """Typed names to entities: a listed candidate brings its facts; ``extra`` (a facts file) adds or overrides."""
         candidates, fictitious, _ = self.entity_data()
-        listed = {e.name.lower(): e for e in [*candidates, *fictitious]}
+        listed = {e.name.lower(): e for e in [*candidates, *self.lesser_known(), *fictitious]}
         given = {e.name.lower(): e for e in extra}
         targets: list[Entity] = []
         for raw in [*names, *[e.name for e in extra if e.name.lower() not in {n.lower().strip() for n in names}]]:
@@ -346,7 +361,7 @@ class Session:
         started_from = "current" if self.is_modified() else "original"
         targets = request.targets
         notes: list[str] = []
-        candidates = {e.name.lower() for e in self.entity_data()[0] + self.entity_data()[1]}
+        candidates = {e.name.lower() for e in [*self.entity_data()[0], *self.entity_data()[1], *self.lesser_known()]}
         for target in targets:
             if target.name.lower() in candidates:
                 notes.append(f"{target.name} is a reference entity: it was taken out of the references for this run.")

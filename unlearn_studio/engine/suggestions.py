@@ -32,6 +32,8 @@ def suggested_targets(statuses: Sequence[EntityStatus], known_names: Sequence[st
     best: dict[str, Suggestion] = {}
     for status in statuses:
         value = p_known.get(status.name)
+        if status.reference != "candidate":  # a walkthrough target is one of the well-known list
+            continue
         if status.status != KNOWN or value is None or value < MIN_P_KNOWN or status.correct < MIN_FACTS_RIGHT:
             continue
         candidate = Suggestion(status.name, status.type, value, status.correct, status.total)

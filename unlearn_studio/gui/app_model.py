@@ -278,7 +278,8 @@ class AppModel(QObject):
             candidates, fictitious, _ = session.entity_data()
             statuses = {s.name: s for s in (session.cached_statuses() or [])}
             rows = [EntityRow(e.name, e.type, ref, len(e.facts)) for ref, group in
-                    (("candidate", candidates), ("fictitious", fictitious)) for e in group]
+                    (("candidate", candidates), ("lesser_known", session.lesser_known()), ("fictitious", fictitious))
+                    for e in group]
             for row in rows:
                 if row.name in statuses:
                     row.status, row.correct = statuses[row.name].status, statuses[row.name].correct

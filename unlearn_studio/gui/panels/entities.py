@@ -17,6 +17,9 @@ STATUS_COLOURS = {"known": "#2b6cb0", "unknown": "#dd8a2b", "excluded": "#888888
 ENTITY_TYPES = ("person", "place", "work", "organisation", "other")
 
 
+
+LIST_LABELS = {"candidate": "well-known", "lesser_known": "lesser-known", "fictitious": "fictitious"}
+
 class EntitiesPanel(QWidget):
     """The shipped reference entities, their status for this model, and the Classify button."""
 
@@ -94,12 +97,13 @@ class EntitiesPanel(QWidget):
             if row.correct is not None:
                 status += f" ({row.correct}/{row.facts})"
             cells = [QStandardItem(row.name), QStandardItem(row.type),
-                     QStandardItem("well-known" if row.reference == "candidate" else "fictitious"),
+                     QStandardItem(LIST_LABELS.get(row.reference, row.reference)),
                      QStandardItem(status),
                      QStandardItem("—" if row.p_known is None else f"{row.p_known:.2f}")]
-            cells[2].setToolTip("which shipped list it comes from: well-known candidates or fictitious names")
-            cells[3].setToolTip("known: answers ≥ 2 facts right; unknown: a fictitious one it never answers; "
-                                "excluded: neither (facts right / facts)")
+            cells[2].setToolTip("which shipped list it comes from: well-known candidates, real lesser-known "
+                                "entities (the unknown references where the model does not know them), or fictitious names")
+            cells[3].setToolTip("known: answers ≥ 2 facts right; unknown: never answers one (a lesser-known or a "
+                                "fictitious entity); excluded: neither (facts right / facts)")
             cells[4].setToolTip("the known/unknown probe's P(known) with the original weights (mean over the "
                                 "entity's prompts); — until reference statistics that include it are computed")
             for column, cell in enumerate(cells):
