@@ -22,17 +22,28 @@ from unlearn_studio.engine.run_config import TrainConfig  # noqa: E402
 SPLITS = ("tune", "eval")
 
 
+def add_retain_argument(parser) -> None:  # noqa: ANN001 - an argparse parser
+    parser.add_argument("--retain-eval-entities", type=int, metavar="N",
+                        help="measure retain on the first N entities of the fixed retain set (default: all of them)")
+
+
 def split_targets(session: Session, split: str) -> list[str]:
     """The candidates of ``split`` that the loaded model knows (known-ness is cached per model)."""
     status = {s.name: s.status for s in session.classify()}
     return [e.name for e in session.entity_data()[0] if e.split == split and status.get(e.name) == "known"]
 
 
-def run_row(session: Session, setting: str, config: TrainConfig, target: str, split: str, befores: dict) -> dict[str, Any]:
-    """Reset, unlearn ``target`` with ``config``, measure before (cached per target) and after: one row."""
+def run_row(session: Session, setting: str, config: TrainConfig, target: str, split: str, befores: dict,
+            retain_eval_entities: int | None = None) -> dict[str, Any]:
+    """Reset, unlearn ``target`` with ``config``, measure before (cached per target) and after: one row.
+
+    ``retain_eval_entities`` measures retain on the first that many of the fixed retain set (the same for every
+    method and target), where the whole set does not fit the time; the row lists which.
+    """
     session.reset()
     entities = session.resolve_targets([target])
-    request = UnlearnRequest(targets=entities, config=config, before=befores.get(target))
+    request = UnlearnRequest(targets=entities, config=config, before=befores.get(target),
+                             retain_eval_entities=retain_eval_entities)
     started = time.perf_counter()
     for event in session.unlearn(request):
         if isinstance(event, Failed):
@@ -45,6 +56,7 @@ def run_row(session: Session, setting: str, config: TrainConfig, target: str, sp
                     "split": split, "target": target, "stopped": report["stopped"],
                     "seconds": round(time.perf_counter() - started, 1), "config": config.to_dict(),
                     "before": report["before"], "after": report["after"], "facts": report["fact_table"],
+                    "retain_evaluation": report["retain_evaluation"], "neighbours": report["neighbours"],
                     "provenance": report["provenance"]}
     raise SystemExit(f"{setting}/{target}: the run ended without a result")
 

@@ -17,7 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import ROOT, SPLITS, append_row, read_rows, run_row, split_targets, summary_line
+from common import ROOT, SPLITS, add_retain_argument, append_row, read_rows, run_row, split_targets, summary_line
 
 from unlearn_studio.engine.methods import METHODS
 from unlearn_studio.engine.run_config import TrainConfig
@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--merge", nargs="+", help="only build the table from these results files (.json or .jsonl); "
                                                    "steps and settings come from their rows")
     parser.add_argument("--only", nargs="+", help="with --merge: keep the rows of these settings")
+    add_retain_argument(parser)
     args = parser.parse_args()
     out = Path(args.json)
     if args.merge:
@@ -108,7 +109,7 @@ def main() -> None:
     log = out.with_suffix(".rows.jsonl")
     for name, config in runs:
         for target in targets:
-            rows.append(run_row(session, name, config, target, args.split, befores))
+            rows.append(run_row(session, name, config, target, args.split, befores, args.retain_eval_entities))
             append_row(log, rows[-1])
             print(summary_line(rows[-1]), flush=True)
     markdown = table(rows)

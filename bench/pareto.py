@@ -3,6 +3,7 @@
     python bench/pareto.py                                   # all methods, 3 learning rates each, tune split
     python bench/pareto.py --methods rmu npo --lr-factors 0.3 1 3 --resume
     python bench/pareto.py --plot-only                       # redraw docs/img/pareto.png from the rows
+    python bench/pareto.py --merge a.rows.jsonl b.rows.jsonl # rows of sweeps run side by side → pareto.json + plot
 
 Each (method, learning rate, target) is one row of bench/results/pareto.json (a list), written as it lands.
 The best learning rate of each method is the one with the lowest forget accuracy whose mean retain drop is
@@ -17,7 +18,7 @@ import json
 import statistics
 from pathlib import Path
 
-from common import ROOT, SPLITS, append_row, read_rows, run_row, split_targets, summary_line
+from common import ROOT, SPLITS, add_retain_argument, append_row, read_rows, run_row, split_targets, summary_line
 
 from unlearn_studio.engine.methods import METHODS
 from unlearn_studio.engine.run_config import TrainConfig
@@ -32,7 +33,8 @@ def flat_row(row: dict) -> dict:
     """A row of pareto.json: the setting, the after-measures at the top, the before-measures and provenance."""
     return {**{k: row[k] for k in ("method", "lr", "steps", "split", "target")},
             **{m: row["after"].get(m) for m in MEASURES},
-            "before": {m: row["before"].get(m) for m in MEASURES}, "config": row["config"], "provenance": row["provenance"]}
+            "before": {m: row["before"].get(m) for m in MEASURES}, "retain_evaluation": row.get("retain_evaluation"),
+            "config": row["config"], "provenance": row["provenance"]}
 
 
 def points(rows: list[dict]) -> list[dict]:
@@ -119,11 +121,15 @@ def main() -> None:
     parser.add_argument("--plot", default=str(PLOT))
     parser.add_argument("--resume", action="store_true", help="keep the rows already in --out and skip them")
     parser.add_argument("--plot-only", action="store_true")
+    parser.add_argument("--merge", nargs="+", metavar="ROWS", help="only combine these rows files (.jsonl) into --out")
+    add_retain_argument(parser)
     args = parser.parse_args()
     out = Path(args.out)
     log = out.with_suffix(".rows.jsonl")
     rows = read_rows([str(log)]) if (args.resume or args.plot_only) and log.exists() else []
-    if not args.plot_only:
+    if args.merge:
+        rows = read_rows(args.merge)
+    elif not args.plot_only:
         from unlearn_studio.engine.methods import METHODS as INFO
         from unlearn_studio.engine.pipeline import ModelSpec, load_session
 
@@ -139,7 +145,7 @@ def main() -> None:
                 for target in targets:
                     if (method, config.learning_rate, target) in done:
                         continue
-                    row = run_row(session, "sweep", config, target, args.split, befores)
+                    row = run_row(session, "sweep", config, target, args.split, befores, args.retain_eval_entities)
                     append_row(log, row)
                     rows.append(row)
                     print(summary_line(row), flush=True)

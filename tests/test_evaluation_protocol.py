@@ -84,6 +84,14 @@ def test_the_retain_measure_uses_the_fixed_retain_split_only(report, session):
     assert not measured & set(report["targets"])
 
 
+def test_a_shorter_retain_set_still_covers_every_type(session):
+    whole = session.retain_evaluation_set(verify=False)
+    types = {e.type for e in whole}
+    shorter = session.retain_evaluation_set(verify=False, limit=len(types))
+    assert {e.type for e in shorter} == types and len(types) >= 4
+    assert session.retain_evaluation_set(verify=False, limit=12) == session.retain_evaluation_set(verify=False, limit=12)
+
+
 def test_p_known_and_the_percentile_come_from_the_eval_templates(session, monkeypatch):
     from unlearn_studio.engine import evaluate as evaluate_module
 

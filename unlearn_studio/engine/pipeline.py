@@ -51,6 +51,19 @@ OUT_OF_MEMORY = ("out of memory: lower the number of trainable layers or the ret
                  "or choose another device or a smaller model.")
 
 
+def _by_type_in_turn(entities: Sequence[Entity]) -> list[Entity]:
+    """One entity of each type in turn (file order within a type): a shorter prefix still covers every type."""
+    queues: dict[str, list[Entity]] = {}
+    for entity in entities:
+        queues.setdefault(entity.type, []).append(entity)
+    ordered: list[Entity] = []
+    while any(queues.values()):
+        for queue in queues.values():
+            if queue:
+                ordered.append(queue.pop(0))
+    return ordered
+
+
 @dataclass
 class UnlearnRequest:
     """One unlearning run: targets, training settings and what to do around the training."""
@@ -258,7 +271,7 @@ class Session:
             raise UserError(f"the model knows {len(chosen)} of the {total} entities of the retain set; at least "
                             f"{MIN_RETAIN_EVALUATION} are needed to measure what a run keeps apart from what it trains "
                             "on. Use a larger model, or turn off 'verify known-ness'.")
-        return chosen[:limit] if limit is not None else chosen
+        return _by_type_in_turn(chosen)[:limit] if limit is not None else chosen
 
     def neighbours(self, targets: Sequence[Entity], *, verify: bool = True) -> list[Entity]:
         """Entities linked to the targets (listed as their ``neighbours``) that this model knows, targets left out."""
