@@ -59,6 +59,9 @@ def test_info_demo(demo_model_dir, capsys, monkeypatch):
     described = json.loads(capsys.readouterr().out)
     assert described["model"]["name"] == "SmolLM2-135M-Instruct" and described["model"]["n_layers"] == 30
     assert described["sae"]["d_in"] == 576 and described["sae"]["hook"] == "model.layers.9"
+    # the demo SAE was trained on exactly these weights: no fingerprint warning
+    assert described["sae"]["model_fingerprint"] == described["model"]["fingerprint"]
+    assert not [w for w in described["warnings"] if "fingerprint" in w]
 
 
 def test_unlearn_passes_the_alignment_settings_to_the_run(tiny_model_dir, tiny_sae_dir, tmp_path):
