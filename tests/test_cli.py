@@ -34,6 +34,16 @@ def test_errors_are_one_line_without_traceback(args, fragment, capsys):
     assert fragment in err and "Traceback" not in err and err.count("\n") == 1
 
 
+def test_an_sae_trained_on_other_weights_is_a_warning_on_stderr(tiny_model_dir, tiny_sae_dir, tmp_path, capsys):
+    import shutil
+
+    folder = shutil.copytree(tiny_sae_dir, tmp_path / "sae")
+    (folder / "training.json").write_text(json.dumps({"model_fingerprint": "0123456789abcdef"}))
+    assert main(["--quiet", "classify", "--model", str(tiny_model_dir), "--sae", str(folder)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "fingerprint 0123456789abcdef" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: this SAE was trained on another copy")
+
+
 def test_sae_for_another_width_is_refused(tiny_model_dir, tmp_path, capsys):
     from tests.tiny import make_sae_folder
 
@@ -49,6 +59,9 @@ def test_info_demo(demo_model_dir, capsys, monkeypatch):
     described = json.loads(capsys.readouterr().out)
     assert described["model"]["name"] == "SmolLM2-135M-Instruct" and described["model"]["n_layers"] == 30
     assert described["sae"]["d_in"] == 576 and described["sae"]["hook"] == "model.layers.9"
+    # the demo SAE was trained on exactly these weights: no fingerprint warning
+    assert described["sae"]["model_fingerprint"] == described["model"]["fingerprint"]
+    assert not [w for w in described["warnings"] if "fingerprint" in w]
 
 
 def test_unlearn_passes_the_alignment_settings_to_the_run(tiny_model_dir, tiny_sae_dir, tmp_path):

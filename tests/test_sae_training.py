@@ -11,6 +11,7 @@ import torch
 
 from unlearn_studio.engine import sae_training as st
 from unlearn_studio.engine.entities import Entity, Templates
+from unlearn_studio.engine.models import load_model
 from unlearn_studio.engine.sae_training import runner as sae_runner
 from unlearn_studio.errors import UserError
 
@@ -63,6 +64,8 @@ def test_train_sae_saves_a_loadable_sae_lens_folder(trained, tiny_model_dir: Pat
     assert cfg["k"] == 8
     training = json.loads((folder / "training.json").read_text())
     assert training["steps"] == 12 and training["config"]["hook_name"] == HOOK
+    # the fingerprint a later load of this model compares with (a mismatch warns)
+    assert training["model_fingerprint"] == load_model(tiny_model_dir).info.fingerprint
     # 5 batches from forward passes, then 7 replayed from them (3 epochs of 5, the last one partial)
     assert training["distinct_activations"] == 256 * 5 and training["replay_epochs"] == 2
     # progress went from start to end, monotonically
@@ -74,8 +77,6 @@ def test_train_sae_saves_a_loadable_sae_lens_folder(trained, tiny_model_dir: Pat
 def test_training_moves_the_weights(trained) -> None:
     """The SAE reconstructs its layer better than a fresh one of the same shape."""
     from sae_lens import SAE, TopKSAE, TopKSAEConfig
-
-    from unlearn_studio.engine.models import load_model
 
     folder, _ = trained
     sae = SAE.load_from_disk(str(folder), device="cpu")
@@ -105,8 +106,6 @@ def direct_explained_variance(model, tokenizer, sae, texts, context_size: int) -
 
 def test_measure_sae_quality_matches_a_direct_computation(trained, tmp_path: Path) -> None:
     from sae_lens import SAE
-
-    from unlearn_studio.engine.models import load_model
 
     folder, _ = trained
     model_path = json.loads((folder / "training.json").read_text())["config"]["model_path"]

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from tests.tiny import make_sae_folder
 from unlearn_studio.engine.models import load_model
+from unlearn_studio.engine.pipeline import ModelSpec, load_session
 from unlearn_studio.engine.saes import SaeLoadError, check_sae_fits_model, load_sae
+
+SHIPPED_TRAINING_RECORD = Path(__file__).resolve().parents[1] / "resources" / "demo_sae" / "training.json"
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +58,44 @@ def test_fingerprint_mismatch_is_a_warning(tiny_model, tmp_path):
     (folder / "cfg.json").write_text(json.dumps(cfg))
     _, warnings = check_sae_fits_model(load_sae(folder), tiny_model.model, tiny_model.info)
     assert len(warnings) == 1 and "fingerprint" in warnings[0]
+
+
+def sae_with_training_record(tiny_sae_dir: Path, folder: Path, record_text: str | None) -> Path:
+    """A copy of the tiny SAE whose training.json holds ``record_text`` (None: no training.json)."""
+    shutil.copytree(tiny_sae_dir, folder)
+    if record_text is not None:
+        (folder / "training.json").write_text(record_text)
+    return folder
+
+
+def fingerprint_warnings(session) -> list[str]:  # noqa: ANN001 - an engine Session
+    return [w for w in session.warnings if "fingerprint" in w]
+
+
+def test_an_sae_trained_on_other_weights_warns_at_load(tiny_model, tiny_model_dir, tiny_sae_dir, tmp_path):
+    record = json.dumps({"model_fingerprint": "0123456789abcdef", "config": {"model_name": "tiny"}})
+    folder = sae_with_training_record(tiny_sae_dir, tmp_path / "sae", record)
+    session = load_session(ModelSpec(model=str(tiny_model_dir), sae=str(folder), device="cpu"))
+    [warning] = fingerprint_warnings(session)
+    assert "0123456789abcdef" in warning and tiny_model.info.fingerprint in warning
+    assert "known/unknown map" in warning and "Load the model it was trained on" in warning
+    assert session.describe()["warnings"] == session.warnings  # what the window's card shows
+    assert session.sae.info.model_fingerprint == "0123456789abcdef"
+
+
+@pytest.mark.parametrize("record", ["right", None, "{}", "{ broken", "[1, 2]"])
+def test_no_fingerprint_warning_for_the_right_model_or_no_record(tiny_model, tiny_model_dir, tiny_sae_dir, tmp_path,
+                                                                 record):
+    text = json.dumps({"model_fingerprint": tiny_model.info.fingerprint}) if record == "right" else record
+    folder = sae_with_training_record(tiny_sae_dir, tmp_path / "sae", text)
+    session = load_session(ModelSpec(model=str(tiny_model_dir), sae=str(folder), device="cpu"))
+    assert fingerprint_warnings(session) == []
+    assert session.sae.info.model_fingerprint == (tiny_model.info.fingerprint if record == "right" else None)
+
+
+def test_the_demo_sae_records_the_model_it_was_trained_on():
+    record = json.loads(SHIPPED_TRAINING_RECORD.read_text())
+    assert re.fullmatch(r"[0-9a-f]{16}", record["model_fingerprint"])
 
 
 def test_bad_folders_are_explained(tmp_path):

@@ -10,17 +10,14 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .cli_common import add_model_arguments, model_options, progress_printer
+from .cli_common import add_model_arguments, open_session, progress_printer
 from .errors import USER_ERRORS
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .engine.pipeline import load_session
-
-    spec = model_options(args)
-    session = load_session(spec, progress=progress_printer(args.quiet))
+    session = open_session(args)
     print(json.dumps(session.describe(), indent=2))
     return 0
 

@@ -8,16 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli_common import (add_model_arguments, add_setting_arguments, check_model_arguments, model_options,
+from .cli_common import (add_model_arguments, add_setting_arguments, check_model_arguments, open_session,
                          progress_printer, settings_from_arguments)
 
 EXIT_DIVERGED = 3  # a run diverged: the last good weights were restored (README: When something goes wrong)
-
-
-def _session(args: argparse.Namespace):  # noqa: ANN202 - an engine Session
-    from .engine.pipeline import load_session
-
-    return load_session(model_options(args), progress=progress_printer(args.quiet))
 
 
 def _fmt(value: Any) -> str:
@@ -75,9 +69,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         check_target_name(name)
     extra = facts_for_targets(args)
     check_targets(extra, source=f"the facts file {args.facts}")
-    session = _session(args)
-    for warning in session.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    session = open_session(args)
     note = layers_below_note(config.layers_below, session.hook.layer)
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -133,7 +125,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_classify(args: argparse.Namespace) -> int:
 
-    session = _session(args)
+    session = open_session(args)
     statuses = session.classify(progress=progress_printer(args.quiet), cancel=args.cancel)
     counts: dict[str, int] = {}
     for status in statuses:
@@ -154,7 +146,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .engine.audit import run_audit
 
     extra = facts_for_targets(args)
-    session = _session(args)
+    session = open_session(args)
     targets = session.resolve_targets(args.target or [], extra)
     if args.unlearned:
         session.load_weights(args.unlearned)

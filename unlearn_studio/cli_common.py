@@ -56,6 +56,17 @@ def model_options(args: argparse.Namespace):  # noqa: ANN201 - an engine ModelSp
     )
 
 
+def open_session(args: argparse.Namespace, progress: Callable[[str, float], None] | None = None):  # noqa: ANN201 - a Session
+    """Load the model and SAE the arguments name; the session's warnings (e.g. an SAE trained on another
+    model) go to stderr, once, whatever the subcommand."""
+    from .engine.pipeline import load_session
+
+    session = load_session(model_options(args), progress=progress or progress_printer(args.quiet))
+    for warning in session.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return session
+
+
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 

@@ -6,18 +6,15 @@ import argparse
 import json
 import sys
 
-from .cli_common import add_model_arguments, model_options, progress_printer
+from .cli_common import add_model_arguments, open_session, progress_printer
 
 
 def cmd_steer(args: argparse.Namespace) -> int:
-    from .engine.pipeline import load_session
     from .engine.steering import check_strength, steer
 
     check_strength(args.strength)  # a bad value fails before the model loads
     report = progress_printer(args.quiet)
-    session = load_session(model_options(args), progress=report)
-    for warning in session.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    session = open_session(args, report)
     result = steer(session, args.entity, args.prompt, strength=args.strength, add_unknown=args.add_unknown,
                    chat=not args.completion, max_new_tokens=args.max_new_tokens, verify_known=not args.no_verify,
                    progress=report, cancel=args.cancel)

@@ -336,6 +336,23 @@ def test_sae_for_another_model_asks(qtbot, window, tiny_model_dir, tmp_path):
     assert "⚠" not in window.setup.info.text()
 
 
+def test_sae_trained_on_other_weights_warns_in_the_window(qtbot, window, tiny_model_dir, tmp_path):
+    """Same model name, other weights (like SmolLM2 from the hub with the demo SAE made on the converted GGUF)."""
+    from tests.tiny import make_sae_folder
+
+    sae = make_sae_folder(tmp_path / "sae", model_name=f"org/{tiny_model_dir.name}")
+    (sae / "training.json").write_text(json.dumps({"model_fingerprint": "0123456789abcdef"}))
+    load(qtbot, window, tiny_model_dir, sae, accept_warning=False)
+    qtbot.waitUntil(lambda: window.sae_warning_box is not None and window.sae_warning_box.isVisible())
+    loaded_fingerprint = window.model.description["model"]["fingerprint"]
+    text = window.sae_warning_box.text()
+    assert text.startswith("This SAE was trained on another copy or version of the model")
+    assert "0123456789abcdef" in text and loaded_fingerprint in text
+    qtbot.mouseClick(window.sae_use_button, Qt.MouseButton.LeftButton)
+    card = window.setup.info.text()
+    assert "⚠" in card and "0123456789abcdef" in card  # the note stays on the Model and SAE card
+
+
 def test_stop_mid_run_keeps_metrics(qtbot, window, tiny_model_dir, tiny_sae_dir):
     load(qtbot, window, tiny_model_dir, tiny_sae_dir)
     window.model.add_target("Port Zenthia Lighthouse", "place")

@@ -46,6 +46,8 @@ MIN_RETAIN_EVALUATION = 5
 MIN_REAL_UNKNOWN = 20  # fewer real entities the model does not know than this: fictitious names make up U
 SANE_PERPLEXITY_RATIO = 2.0  # a diverged run's restored weights are saved only within this of θ0's perplexity
 START_FROM = ("original", "current")
+# The demo SAE was trained on the converted GGUF, not on the hub's copy of SmolLM2 (their weights differ).
+DEMO_SAE_MODEL = "the demo model, converted from the shipped GGUF: --demo in the CLI, Demo in the window"
 OUT_OF_MEMORY = ("out of memory: lower the number of trainable layers or the retain set, load the model in bfloat16 "
                  "(half the memory; the trained weights are held in float32 during a run, so it learns as in float32), "
                  "or choose another device or a smaller model.")
@@ -571,7 +573,8 @@ def load_session(spec: ModelSpec, progress: ProgressCallback | None = None) -> S
     sae_source = spec.sae if spec.sae is not None else demo_sae_dir()
     parameter = next(loaded.model.parameters())
     sae = load_sae(sae_source, spec.sae_id, device=str(parameter.device), dtype=loaded.info.dtype)
-    hook, warnings = check_sae_fits_model(sae, loaded.model, loaded.info)
+    trained_on = DEMO_SAE_MODEL if spec.sae is None else None
+    hook, warnings = check_sae_fits_model(sae, loaded.model, loaded.info, trained_on=trained_on)
     if not has_chat_template(loaded.tokenizer):
         warnings.append(NO_CHAT_TEMPLATE_NOTE)
     report("ready", 1.0)

@@ -20,6 +20,7 @@ from ..errors import UserError
 
 from .hooks import HookError, HookPoint, hook_width, resolve_hook
 from .models import ModelInfo, first_line
+from .sae_training.config import TRAINING_FILENAME
 
 SAE_CONFIG_FILE = "cfg.json"
 SAE_WEIGHTS_FILE = "sae_weights.safetensors"
@@ -92,11 +93,26 @@ def load_sae(source: str | Path, sae_id: str | None = None, *, device: str = "cp
         d_sae=int(sae.cfg.d_sae),
         hook=str(metadata.get("hook_name") or ""),
         model_name=metadata.get("model_name"),
-        model_fingerprint=extra.get("unlearn_studio", {}).get("model_fingerprint"),
+        model_fingerprint=(extra.get("unlearn_studio", {}).get("model_fingerprint")
+                           or (recorded_model_fingerprint(folder) if sae_id is None else None)),
     )
     if not info.hook:
         raise SaeLoadError(f"the SAE at {source_text} does not say which hook it was trained on (metadata.hook_name): add it to {SAE_CONFIG_FILE}.")
     return LoadedSae(sae=sae, info=info)
+
+
+def recorded_model_fingerprint(folder: Path) -> str | None:
+    """The weights fingerprint of the model the SAE in ``folder`` was trained on, as its ``training.json`` says.
+
+    None when there is no record, it is unreadable or it has no fingerprint: that only means nothing to
+    compare, never a failed load.
+    """
+    try:
+        record = json.loads((folder / TRAINING_FILENAME).read_text())
+    except (OSError, ValueError):
+        return None
+    fingerprint = record.get("model_fingerprint") if isinstance(record, dict) else None
+    return fingerprint if isinstance(fingerprint, str) and fingerprint else None
 
 
 def _check_sae_folder(folder: Path) -> None:
@@ -160,11 +176,13 @@ def _short_model_name(name: str | None) -> str:
     return (name or "").rstrip("/").split("/")[-1].lower()
 
 
-def check_sae_fits_model(sae: LoadedSae, model: nn.Module, model_info: ModelInfo) -> tuple[HookPoint, list[str]]:
+def check_sae_fits_model(sae: LoadedSae, model: nn.Module, model_info: ModelInfo, *,
+                         trained_on: str | None = None) -> tuple[HookPoint, list[str]]:
     """Resolve the SAE's hook in ``model`` and check its width; returns the hook and warnings to show.
 
     Raises :class:`SaeLoadError` when the hook is missing or ``d_in`` differs from the hook's width.
     A different model name or weights fingerprint is only a warning: the user may accept it.
+    ``trained_on`` says how to load the model the SAE was trained on (the warning names it).
     """
     try:
         hook = resolve_hook(model, sae.info.hook)
@@ -181,6 +199,13 @@ def check_sae_fits_model(sae: LoadedSae, model: nn.Module, model_info: ModelInfo
         warnings.append(f"this SAE was trained on {sae.info.model_name!r}, but the loaded model is {model_info.name!r}: "
                         "its latents may not mean what they should.")
     if sae.info.model_fingerprint and sae.info.model_fingerprint != model_info.fingerprint:
-        warnings.append("this SAE was trained on a model with different weights (fingerprint mismatch): "
-                        "if the model was fine-tuned or unlearned since, its latents may have drifted.")
+        warnings.append(_fingerprint_warning(sae.info, model_info.fingerprint, trained_on))
     return hook, warnings
+
+
+def _fingerprint_warning(sae: SaeInfo, loaded_fingerprint: str, trained_on: str | None) -> str:
+    model = trained_on or f"{sae.model_name or 'the model'} with weights fingerprint {sae.model_fingerprint}"
+    return (f"this SAE was trained on another copy or version of the model (weights fingerprint {sae.model_fingerprint}; "
+            f"the loaded model's is {loaded_fingerprint}: another conversion, precision or fine-tune): its latents "
+            "may not mean what they should, so the known/unknown map and the unlearning may be off. "
+            f"Load the model it was trained on ({model}), or an SAE trained on this model.")

@@ -171,10 +171,22 @@ def _reporter(progress: ProgressCallback | None) -> ProgressCallback:
     return report
 
 
-def _training_record(config: SaeTrainingConfig, corpus: Corpus, n_rows: int, batches: TrainingBatches,
-                     train_seconds: float, started: float) -> dict[str, Any]:
+def _model_fingerprint(model_path: Path) -> str:
+    """The weights fingerprint that loading this model for unlearning gives (the loader computes it), so a later
+    load can tell whether it has the model the SAE was trained on."""
+    from ..models import load_model
+
+    loaded = load_model(model_path, device="cpu")
+    fingerprint = loaded.info.fingerprint
+    del loaded  # free it before sae-lens loads its own copy
+    return fingerprint
+
+
+def _training_record(config: SaeTrainingConfig, model_fingerprint: str, corpus: Corpus, n_rows: int,
+                     batches: TrainingBatches, train_seconds: float, started: float) -> dict[str, Any]:
     """What ``training.json`` says about the run."""
     return {
+        "model_fingerprint": model_fingerprint,
         "config": config.to_dict(),
         "corpus": {**corpus.stats(), "train_rows": n_rows, "train_corpus_tokens": n_rows * config.context_size},
         "train_seconds": round(train_seconds, 1),
@@ -236,8 +248,8 @@ def train_sae(config: SaeTrainingConfig, progress: ProgressCallback | None = Non
     :class:`TrainingBatches`). No wandb, no checkpoints. The result is
     written to a temporary sibling folder and renamed into place: ``cfg.json``,
     ``sae_weights.safetensors`` (sae-lens format), ``runner_cfg.json`` (the
-    sae-lens run settings) and ``training.json`` (this config, corpus sizes,
-    wall time). Returns the output folder.
+    sae-lens run settings) and ``training.json`` (the model's weights
+    fingerprint, this config, corpus sizes, wall time). Returns the output folder.
     """
     check_sae_lens_version(installed_sae_lens_version())
     model_path, output = _checked_paths(config)
@@ -250,6 +262,9 @@ def train_sae(config: SaeTrainingConfig, progress: ProgressCallback | None = Non
     _check_cancel(cancel)
     d_in = _model_width(model_path)
     _check_buffer(config)
+    report(f"fingerprinting {model_path.name}", 0.01)
+    model_fingerprint = _model_fingerprint(model_path)
+    _check_cancel(cancel)
     report(f"loading {model_path.name} for SAE training ({len(rows) * config.context_size} corpus tokens)", 0.02)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -263,7 +278,7 @@ def train_sae(config: SaeTrainingConfig, progress: ProgressCallback | None = Non
     train_seconds = time.monotonic() - train_started
     _check_cancel(cancel)
     report("saving the SAE", 0.96)
-    record = functools.partial(_training_record, config, corpus, len(rows), batches, train_seconds, started)
+    record = functools.partial(_training_record, config, model_fingerprint, corpus, len(rows), batches, train_seconds, started)
     _write_sae_folder(run, sae, config, output, d_in, record, cancel)
     report(f"SAE saved to {output} ({train_seconds:.0f} s of training)", 1.0)
     return output
