@@ -139,8 +139,8 @@ def main() -> None:
         targets = args.targets or split_targets(session, args.split)
         done = {(r["method"], r["lr"], r["target"]) for r in rows}
         befores: dict = {}
-        for method in args.methods:
-            for factor in args.lr_factors:
+        for factor in args.lr_factors:  # every method at one learning rate before the next: a cut sweep stays fair
+            for method in args.methods:
                 config = TrainConfig(method=method, steps=args.steps, lr=INFO[method].default_lr * factor)
                 for target in targets:
                     if (method, config.learning_rate, target) in done:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from .cli_common import add_model_arguments, open_session, progress_printer
 
