@@ -69,3 +69,21 @@ def test_the_margin_is_the_unknown_references_median_distance():
     unit = torch.tensor([11 / 3, -2 / 3]) / torch.tensor([11 / 3, -2 / 3]).norm()
     distances = sorted(float((torch.tensor([4.0, 0.0]) - torch.tensor(c)) @ unit) for c in ([0.0, 2.0], [0.0, 0.0], [1.0, 0.0]))
     assert refs.unknown_margin == pytest.approx(distances[1], rel=1e-5)
+
+
+def test_other_entity_tokens_have_centroids_of_their_own():
+    known = torch.tensor([[4.0, 0.0], [4.0, 0.0]])
+    unknown = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    known_other = torch.tensor([[0.0, 6.0], [0.0, 4.0]])
+    unknown_other = torch.tensor([[0.0, 1.0], [0.0, -1.0], [0.0, 3.0]])
+    refs = build_references(IdentitySae(), known, [0, 1], unknown, [0, 1], ["K1", "K2"], ["U1", "U2"],
+                            known_other, unknown_other)
+    other = refs.kind(last=False)
+    assert other.mu_known.tolist() == [0.0, 5.0] and other.mu_unknown.tolist() == [0.0, 1.0]
+    # u = (0, 1); d = (μ_K − z)·u = 5 − z₁ over the unknown other tokens: 4, 6, 2 → median 4
+    assert other.margin == pytest.approx(4.0)
+    last = refs.kind(last=True)
+    assert last.mu_known.tolist() == [4.0, 0.0] and last.margin == pytest.approx(refs.unknown_margin)
+    # single-token names only: the other tokens fall back to the last token's centroids
+    alone = build_references(IdentitySae(), known, [0, 1], unknown, [0, 1], ["K1", "K2"], ["U1", "U2"])
+    assert alone.kind(last=False).mu_known.tolist() == [4.0, 0.0]

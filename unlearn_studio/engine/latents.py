@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -37,21 +38,43 @@ def entity_batch(tokenizer, entities: Sequence[Entity], templates: Sequence[str]
     return encode_entity_prompts(tokenizer, prompts), owners
 
 
-def batch_activations(model, hook: HookPoint, batch: EntityBatch, *, batch_size: int = 64,
-                      progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> torch.Tensor:
-    """Activations at the last entity token of every row ``[rows, width]``, without gradients."""
+def entity_activations(model, hook: HookPoint, batch: EntityBatch, *, batch_size: int = 64,
+                       progress: ProgressCallback | None = None,
+                       cancel: threading.Event | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Activations without gradients at the last entity token of every row ``[rows, width]`` and at the entity's
+    other tokens ``[n, width]`` (never position 0: the BOS token or the attention sink)."""
     device = next(model.parameters()).device
-    pieces = []
+    last_pieces, other_pieces = [], []
     for start in range(0, len(batch), batch_size):
         check_cancel(cancel)
         rows = batch.rows(slice(start, start + batch_size)).to(device)
         length = int(rows.attention_mask.sum(1).max())
         with torch.no_grad():
             acts = capture_one(model, hook, rows.input_ids[:, :length], rows.attention_mask[:, :length])
-        pieces.append(acts[torch.arange(len(rows), device=device), rows.last_entity_pos].float().cpu())
+        last_pieces.append(acts[torch.arange(len(rows), device=device), rows.last_entity_pos].float().cpu())
+        others = rows.entity_mask[:, :length].clone()
+        others[torch.arange(len(rows), device=device), rows.last_entity_pos] = False
+        others[:, 0] = False
+        other_pieces.append(acts[others].float().cpu())
         if progress:
             progress(f"reading activations {min(start + batch_size, len(batch))}/{len(batch)}", min(1.0, (start + batch_size) / len(batch)))
-    return torch.cat(pieces)
+    return torch.cat(last_pieces), torch.cat(other_pieces)
+
+
+def batch_activations(model, hook: HookPoint, batch: EntityBatch, **kwargs: Any) -> torch.Tensor:
+    """Activations at the last entity token of every row ``[rows, width]``, without gradients."""
+    return entity_activations(model, hook, batch, **kwargs)[0]
+
+
+@dataclass(frozen=True)
+class PositionKind:
+    """What sae-align pulls one kind of entity position toward (DESIGN.md §2), in code and residual space."""
+
+    mu_known: torch.Tensor
+    mu_unknown: torch.Tensor
+    margin: float
+    resid_mu_known: torch.Tensor
+    resid_mu_unknown: torch.Tensor
 
 
 @dataclass
@@ -106,6 +129,12 @@ class References:
     probe_train_accuracy: float
     # Per-prompt activations of the top latents (columns ``latent_ids``) and each prompt's entity index:
     # what the latent dashboard's histograms and top entities are read from.
+    # The same for the entity's other tokens (multi-token names): a first name's code is unlike a last token's.
+    other_mu_known: torch.Tensor
+    other_mu_unknown: torch.Tensor
+    other_resid_mu_known: torch.Tensor
+    other_resid_mu_unknown: torch.Tensor
+    other_unknown_margin: torch.Tensor  # a 0-d tensor: the unknown other tokens' median distance from the known side
     latent_ids: torch.Tensor
     known_latent_acts: torch.Tensor
     unknown_latent_acts: torch.Tensor
@@ -117,6 +146,13 @@ class References:
     def scale_sq(self) -> float:
         """s² = ‖μ_K − μ_U‖², the unit of the forget loss."""
         return float((self.mu_known - self.mu_unknown).pow(2).sum())
+
+    def kind(self, last: bool) -> PositionKind:
+        """The centroids and margin of one position kind: the entity's last token, or its other tokens."""
+        if last:
+            return PositionKind(self.mu_known, self.mu_unknown, self.unknown_margin, self.resid_mu_known, self.resid_mu_unknown)
+        return PositionKind(self.other_mu_known, self.other_mu_unknown, float(self.other_unknown_margin),
+                            self.other_resid_mu_known, self.other_resid_mu_unknown)
 
     @property
     def unknown_margin(self) -> float:
@@ -151,7 +187,8 @@ class References:
         tensors = {name: getattr(self, name).contiguous() for name in (
             "mu_known", "mu_unknown", "resid_mu_known", "resid_mu_unknown", "error_mu_unknown", "separation",
             "unknown_distances", "known_points", "unknown_points", "known_entity_p_known", "unknown_entity_p_known",
-            "latent_ids", "known_latent_acts", "unknown_latent_acts", "known_owners", "unknown_owners")}
+            "latent_ids", "known_latent_acts", "unknown_latent_acts", "known_owners", "unknown_owners",
+            "other_mu_known", "other_mu_unknown", "other_resid_mu_known", "other_resid_mu_unknown", "other_unknown_margin")}
         tensors.update({f"projection.{n}": getattr(self.projection, n).contiguous() for n in ("origin", "axis_x", "axis_y")})
         tensors.update({k: v.contiguous() for k, v in self.probe.tensors().items()})
         return tensors
@@ -183,9 +220,22 @@ def _entity_means(values: torch.Tensor, owners: list[int], count: int) -> torch.
     return sums / torch.bincount(index, minlength=count).clamp_min(1)[:, None].float()
 
 
+def _median_distance(codes: torch.Tensor, mu_known: torch.Tensor, mu_unknown: torch.Tensor) -> torch.Tensor:
+    """The median over ``codes`` of d = (μ_K − z)·u, u = (μ_K − μ_U)/‖μ_K − μ_U‖."""
+    if not len(codes):
+        return (mu_known - mu_unknown).norm()
+    unit = (mu_known - mu_unknown) / (mu_known - mu_unknown).norm().clamp_min(1e-8)
+    return ((mu_known - codes) @ unit).median()
+
+
 def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unknown_acts: torch.Tensor,
-                     unknown_owners: list[int], known_names: list[str], unknown_names: list[str]) -> References:
-    """Statistics from reference activations (rows = prompts at the last entity token)."""
+                     unknown_owners: list[int], known_names: list[str], unknown_names: list[str],
+                     known_other: torch.Tensor | None = None, unknown_other: torch.Tensor | None = None) -> References:
+    """Statistics from reference activations (rows = prompts at the last entity token).
+
+    ``known_other`` / ``unknown_other``: activations at the names' other tokens; their centroids default to the
+    last token's where no name has more than one token.
+    """
     if not known_names or not unknown_names:
         raise UserError("the reference sets need at least one known and one unknown entity: "
                         "classify the candidates first, or add references.")
@@ -196,6 +246,14 @@ def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unk
         unknown_codes = sae.encode(unknown_acts.to(device, dtype)).float().cpu()
         unknown_recon = sae.decode(sae.encode(unknown_acts.to(device, dtype))).float().cpu()
     mu_known, mu_unknown = known_codes.mean(0), unknown_codes.mean(0)
+    known_other = known_acts[:0] if known_other is None else known_other
+    unknown_other = unknown_acts[:0] if unknown_other is None else unknown_other
+    with torch.no_grad():
+        known_other_codes = sae.encode(known_other.to(device, dtype)).float().cpu()
+        unknown_other_codes = sae.encode(unknown_other.to(device, dtype)).float().cpu()
+    both_other = len(known_other) > 0 and len(unknown_other) > 0
+    other_mu_known = known_other_codes.mean(0) if both_other else mu_known.clone()
+    other_mu_unknown = unknown_other_codes.mean(0) if both_other else mu_unknown.clone()
     codes = torch.cat([known_codes, unknown_codes])
     labels = torch.cat([torch.ones(len(known_codes)), torch.zeros(len(unknown_codes))])
     probe = fit_probe(codes, labels)
@@ -217,6 +275,11 @@ def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unk
         latent_ids=latent_ids, known_latent_acts=known_codes[:, latent_ids].contiguous(),
         unknown_latent_acts=unknown_codes[:, latent_ids].contiguous(),
         known_owners=torch.tensor(known_owners, dtype=torch.long), unknown_owners=torch.tensor(unknown_owners, dtype=torch.long),
+        other_mu_known=other_mu_known, other_mu_unknown=other_mu_unknown,
+        other_resid_mu_known=known_other.float().mean(0) if both_other else known_acts.float().mean(0),
+        other_resid_mu_unknown=unknown_other.float().mean(0) if both_other else unknown_acts.float().mean(0),
+        other_unknown_margin=_median_distance(unknown_other_codes if both_other else unknown_codes, other_mu_known,
+                                              other_mu_unknown).reshape(()),
     )
 
 
@@ -233,10 +296,10 @@ def compute_references(model, tokenizer, sae, hook: HookPoint, known: Sequence[E
     report = progress or (lambda message, fraction: None)
     known_batch, known_owners = entity_batch(tokenizer, known, templates)
     unknown_batch, unknown_owners = entity_batch(tokenizer, unknown, templates)
-    known_acts = batch_activations(model, hook, known_batch, cancel=cancel,
-                                   progress=lambda m, f: report(f"known references: {m}", 0.45 * f))
-    unknown_acts = batch_activations(model, hook, unknown_batch, cancel=cancel,
-                                     progress=lambda m, f: report(f"unknown references: {m}", 0.45 + 0.45 * f))
+    known_acts, known_other = entity_activations(model, hook, known_batch, cancel=cancel,
+                                                 progress=lambda m, f: report(f"known references: {m}", 0.45 * f))
+    unknown_acts, unknown_other = entity_activations(model, hook, unknown_batch, cancel=cancel,
+                                                     progress=lambda m, f: report(f"unknown references: {m}", 0.45 + 0.45 * f))
     report("fitting the probe and the projection", 0.92)
     return build_references(sae, known_acts, known_owners, unknown_acts, unknown_owners,
-                            [e.name for e in known], [e.name for e in unknown])
+                            [e.name for e in known], [e.name for e in unknown], known_other, unknown_other)

@@ -161,32 +161,43 @@ def aligned_positions(rows: EntityBatch, positions: str) -> tuple[torch.Tensor, 
 
 @register("sae-align")
 class SaeAlign(Objective):
+    """DESIGN.md §2: each aligned position pulled toward the unknown references' centroid of its kind (the
+    entity's last token, or its other tokens) and pushed along μ_K − μ_U to the unknown references' margin."""
+
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         cfg = self.config
         refs, device = ctx.references, next(ctx.model.parameters()).device
         rows = ctx.batches.forget.to(device)
         acts = capture_one(ctx.model, ctx.hook, rows.input_ids, rows.attention_mask)
-        x = acts[aligned_positions(rows, cfg.positions)]
+        row_index, position = aligned_positions(rows, cfg.positions)
+        is_last = position == rows.last_entity_pos[row_index]
+        x_all = acts[row_index, position]
         sae_dtype = next(ctx.sae.parameters()).dtype
-        terms: dict[str, torch.Tensor] = {}
-        forget = torch.zeros((), device=device)
-        if cfg.space != "residual":
-            z = ctx.sae.encode(x.to(sae_dtype)).float()
-            terms["forget_code"] = _pull(z, refs.mu_unknown.to(device), refs.scale_sq)
-            terms["forget_away"] = away_margin(z, refs.mu_known.to(device), refs.mu_unknown.to(device),
-                                               refs.unknown_margin, refs.scale_sq)
-            forget = forget + terms["forget_code"] + cfg.lambda_away * terms["forget_away"]
-        if cfg.space in ("code+residual", "residual"):
-            terms["forget_residual"] = _pull(x.float(), refs.resid_mu_unknown.to(device), refs.resid_scale_sq)
-            forget = forget + cfg.lambda_space * terms["forget_residual"]
-        if cfg.space == "code+error":
-            error = x.float() - ctx.sae.decode(ctx.sae.encode(x.to(sae_dtype))).float()
-            target = refs.error_mu_unknown.to(device)
-            terms["forget_error"] = (error - target).pow(2).sum(-1).mean() / refs.resid_scale_sq
-            forget = forget + cfg.lambda_space * terms["forget_error"]
-        terms["forget"] = forget
+        sums: dict[str, torch.Tensor] = {}
+        for last in (True, False):
+            x = x_all[is_last == last]
+            if not len(x):
+                continue
+            kind = refs.kind(last)
+            mu_known, mu_unknown = kind.mu_known.to(device), kind.mu_unknown.to(device)
+            parts: dict[str, torch.Tensor] = {}
+            if cfg.space != "residual":
+                z = ctx.sae.encode(x.to(sae_dtype)).float()
+                parts["forget_code"] = _pull(z, mu_unknown, refs.scale_sq)
+                parts["forget_away"] = away_margin(z, mu_known, mu_unknown, kind.margin, refs.scale_sq)
+            if cfg.space in ("code+residual", "residual"):
+                parts["forget_residual"] = _pull(x.float(), kind.resid_mu_unknown.to(device), refs.resid_scale_sq)
+            if cfg.space == "code+error":
+                error = x.float() - ctx.sae.decode(ctx.sae.encode(x.to(sae_dtype))).float()
+                parts["forget_error"] = (error - refs.error_mu_unknown.to(device)).pow(2).sum(-1).mean() / refs.resid_scale_sq
+            for name, value in parts.items():  # means over every aligned position, whatever its kind
+                sums[name] = sums.get(name, 0.0) + value * len(x) / len(x_all)
+        terms = dict(sums)
+        forget = terms.get("forget_code", 0.0) + cfg.lambda_away * terms.get("forget_away", 0.0)
+        forget = forget + cfg.lambda_space * (terms.get("forget_residual", 0.0) + terms.get("forget_error", 0.0))
+        terms["forget"] = forget if torch.is_tensor(forget) else torch.zeros((), device=device)
         terms["retain"] = retain_drift(ctx, cfg.retain_positions)
-        terms["total"] = forget + cfg.lambda_retain * terms["retain"]
+        terms["total"] = terms["forget"] + cfg.lambda_retain * terms["retain"]
         return terms
 
 
