@@ -88,8 +88,10 @@ def test_suggested_targets_one_per_type_above_the_thresholds():
     statuses = [EntityStatus("A", "person", "candidate", 4, 4, KNOWN), EntityStatus("B", "person", "candidate", 3, 3, KNOWN),
                 EntityStatus("C", "place", "candidate", 2, 2, KNOWN), EntityStatus("D", "place", "candidate", 3, 4, KNOWN),
                 EntityStatus("E", "work", "candidate", 4, 4, KNOWN), EntityStatus("F", "work", "candidate", 4, 4, "excluded"),
-                EntityStatus("G", "organisation", "candidate", 3, 3, KNOWN)]
-    p_known = {"A": 0.95, "B": 0.99, "C": 0.99, "D": 0.91, "E": 0.89, "F": 0.99}  # G: outside the reference sample
+                EntityStatus("G", "organisation", "candidate", 3, 3, KNOWN),
+                EntityStatus("H", "organisation", "lesser_known", 4, 4, KNOWN)]
+    # G: outside the reference sample; H: a known reference, but not of the well-known list a walkthrough uses
+    p_known = {"A": 0.95, "B": 0.99, "C": 0.99, "D": 0.91, "E": 0.89, "F": 0.99, "H": 0.99}
     found = suggested_targets(statuses, list(p_known), list(p_known.values()))
     assert [(s.name, s.type) for s in found] == [("B", "person"), ("D", "place")]
     assert found[0].p_known == pytest.approx(0.99) and (found[1].correct, found[1].total) == (3, 4)
