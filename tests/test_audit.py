@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 import torch
 
 from tests.engine_helpers import events_of, tiny_request, tiny_session
 from unlearn_studio.engine.audit import logit_lens, relearn_check, run_audit
+from unlearn_studio.engine.fact_checks import FORMS, fact_checks, name_fidelity
+from unlearn_studio.engine.prompts import answer_lens_input
 from unlearn_studio.engine.trainer import TrainConfig, select_parameters
 
 
@@ -42,9 +45,22 @@ def test_relearn_check_restores_the_weights(session):
     parameters = select_parameters(session.model, session.hook, TrainConfig())
     before = [p.clone() for p in parameters]
     targets = session.resolve_targets(["Eiffel Tower"])
-    accuracy = relearn_check(session.model, session.tokenizer, parameters, targets, steps=2)
-    assert accuracy is not None and 0.0 <= accuracy <= 1.0
+    results = relearn_check(session.model, session.tokenizer, parameters, targets, steps=2)
+    # every forget check in every form, each asked once
+    assert sorted(r.check.prompt for r in results) == sorted(c.prompt for c in fact_checks(targets, "forget"))
+    assert len({r.check.form for r in results}) > 3
     assert all(torch.equal(p, b) for p, b in zip(parameters, before))
+
+
+@torch.no_grad()
+def last_layer_ranks(session, entity) -> list[int]:
+    """By hand, one prompt at a time from the model's own logits: the rank (0 = top) of each answer's first token."""
+    ranks = []
+    for fact in entity.facts:
+        context, token = answer_lens_input(session.tokenizer, fact.prompt, fact.answers[0])
+        probs = torch.softmax(session.model(input_ids=torch.tensor([context])).logits[0, -1].float(), -1)
+        ranks.append(int((probs > probs[token]).sum()))
+    return ranks
 
 
 def test_audit_compares_original_and_current(session):
@@ -64,6 +80,42 @@ def test_audit_compares_original_and_current(session):
     session.reset()
 
 
+def test_audit_reports_each_target(session):
+    session.reset()
+    events_of(session, tiny_request(session, steps=2))
+    targets = session.resolve_targets(["Eiffel Tower", "Albert Einstein", "Port Zenthia Lighthouse"])
+    assert [len(t.facts) > 1 for t in targets] == [True, True, False]
+    result = run_audit(session, targets, reference_limit=8, relearn_steps=1, verify_known=False)
+    assert list(result.per_target) == [t.name for t in targets]
+    with session.original_weights():
+        expected = {"original": {t.name: last_layer_ranks(session, t) for t in targets[:2]}}
+    expected["current"] = {t.name: last_layer_ranks(session, t) for t in targets[:2]}
+    fidelity_now = name_fidelity(session.model, session.tokenizer, [t.name for t in targets])
+    completion_counts = []
+    for target in targets[:2]:
+        audit = result.per_target[target.name]
+        for weights in ("original", "current"):
+            ranks = expected[weights][target.name]
+            assert audit.lens_rank_last_layer[weights]["median"] == pytest.approx(statistics.median(ranks))
+            assert audit.lens_rank_last_layer[weights]["mean"] == pytest.approx(sum(ranks) / len(ranks))
+            assert 0.0 <= audit.name_fidelity[weights] <= 1.0
+        assert audit.name_fidelity["current"] == fidelity_now[target.name]
+        by_form = audit.relearned_forget_accuracy_by_form
+        assert set(by_form) == {c.form for c in fact_checks([target], "forget")}
+        assert set(by_form) <= set(FORMS) and all(0.0 <= v <= 1.0 for v in by_form.values())
+        untrained = [v for form, v in by_form.items() if form != "completion"]
+        assert audit.relearned_forget_headline == pytest.approx(sum(untrained) / len(untrained))
+        completion_counts.append((by_form["completion"], len(target.facts)))
+    # the pooled number the audit always reported comes from the same answers: completion over every target's facts
+    pooled = sum(a * n for a, n in completion_counts) / sum(n for _, n in completion_counts)
+    assert result.relearned_forget_accuracy == pytest.approx(pooled)
+    bare = result.per_target["Port Zenthia Lighthouse"]
+    assert bare.lens_rank_last_layer == {"original": None, "current": None}
+    assert bare.relearned_forget_accuracy_by_form == {} and bare.relearned_forget_headline is None
+    assert 0.0 <= bare.name_fidelity["original"] <= 1.0
+    session.reset()
+
+
 def test_cli_audit_loads_the_unlearned_folder(session, tiny_model_dir, tiny_sae_dir, tmp_path, capsys):
     from unlearn_studio.cli import main
 
@@ -75,3 +127,10 @@ def test_cli_audit_loads_the_unlearned_folder(session, tiny_model_dir, tiny_sae_
                  "--unlearned", str(run / "model"), "--no-verify", "--relearn-steps", "1", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["targets"] == ["Eiffel Tower"] and data["original"]["probe_p_known"] != data["current"]["probe_p_known"]
+    target = data["per_target"]["Eiffel Tower"]
+    for weights in ("original", "current"):
+        assert set(target["lens_rank_last_layer"][weights]) == {"median", "mean"}
+        assert 0.0 <= target["name_fidelity"][weights] <= 1.0
+    assert "completion" in target["relearned_forget_accuracy_by_form"]
+    assert target["relearned_forget_accuracy_by_form"]["completion"] == data["relearned_forget_accuracy"]
+

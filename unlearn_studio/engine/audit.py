@@ -7,21 +7,24 @@ entities at that layer with θ0, gives the target's P(known) on held-out prompts
 prompt's last position (final norm + unembedding): the probability and rank of
 the answer's first token. Plus a paraphrase check (every held-out phrasing and
 the chat form) and a relearning check (a few steps of fine-tuning on unrelated
-text, then the facts are asked again; the weights are put back afterwards).
+text, then the facts are asked again in every form; the weights are put back afterwards).
+Per target: the last layer's lens rank (median and mean over its answers), its name
+fidelity in chat, and its forget accuracy per form after relearning.
 """
 
 from __future__ import annotations
 
+import statistics
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
 from ..errors import UserError
 from .entities import Entity, Templates, generic_text
-from .fact_checks import fact_checks, run_fact_checks
+from .fact_checks import FactResult, accuracy_by_form, fact_checks, headline, name_fidelity, run_fact_checks
 from .generation import chat_form_label
 from .jobs import ProgressCallback, check_cancel
 from .latents import entity_batch
@@ -39,6 +42,16 @@ class ModelAudit:
 
 
 @dataclass
+class TargetAudit:
+    """One target's own numbers (DESIGN.md §4): for the original and the current weights, the last layer's logit-lens
+    rank of its answers and its name fidelity; after the relearning check, its forget accuracy per form."""
+    lens_rank_last_layer: dict[str, dict[str, float] | None]  # original | current -> {median, mean}; None: no facts
+    name_fidelity: dict[str, float]  # original | current -> share of chat answers that write the name exactly
+    relearned_forget_accuracy_by_form: dict[str, float]
+    relearned_forget_headline: float | None  # the mean over the forms no method trains on
+
+
+@dataclass
 class AuditResult:
     targets: list[str]
     layers: list[int]
@@ -47,6 +60,7 @@ class AuditResult:
     relearn_steps: int
     relearned_forget_accuracy: float | None
     chat_form: str = "chat"  # how the "chat" checks were asked: chat (the template) or question-answer (no template)
+    per_target: dict[str, TargetAudit] = field(default_factory=dict)  # keyed by target name
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,8 +139,9 @@ def soft_cap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def logit_lens(model, tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> tuple[list[float], list[float]]:
-    """Per layer: mean probability and mean rank of each answer's first token at its prompt's last position.
+def lens_by_answer(model, tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per layer and answer: the probability and the rank (0 = top) of the answer's first token at its prompt's
+    last position, as two [layers + 1, answers] tensors.
 
     The answer's first token is the first that carries text (:func:`answer_lens_input`); each layer's residual
     goes through the final norm, the unembedding and the model's final soft-cap, like the real output.
@@ -148,37 +163,63 @@ def logit_lens(model, tokenizer, prompts: Sequence[str], answers: Sequence[str])
         logits = soft_cap(unembed(normed).float(), cap)
         probs = torch.softmax(logits, -1)
         chosen = probs[index, first_tokens]
-        probabilities.append(float(chosen.mean()))
-        ranks.append(float((probs > chosen[:, None]).sum(-1).float().mean()))
-    return probabilities, ranks
+        probabilities.append(chosen.cpu())
+        ranks.append((probs > chosen[:, None]).sum(-1).float().cpu())
+    return torch.stack(probabilities), torch.stack(ranks)
+
+
+def logit_lens(model, tokenizer, prompts: Sequence[str], answers: Sequence[str]) -> tuple[list[float], list[float]]:
+    """Per layer: mean probability and mean rank of each answer's first token (:func:`lens_by_answer`)."""
+    probabilities, ranks = lens_by_answer(model, tokenizer, prompts, answers)
+    return probabilities.mean(1).tolist(), ranks.mean(1).tolist()
+
+
+def rank_summary(ranks: Sequence[float]) -> dict[str, float] | None:
+    """The median and the mean of some answers' ranks (None for no answers)."""
+    return {"median": float(statistics.median(ranks)), "mean": float(statistics.fmean(ranks))} if ranks else None
 
 
 def _accuracy_by_form(model, tokenizer, targets: Sequence[Entity], cancel) -> dict[str, float | None]:
-    results = run_fact_checks(model, tokenizer, fact_checks(targets, "forget"), cancel)
+    asked = ("completion", "paraphrase", "chat")
+    results = run_fact_checks(model, tokenizer, fact_checks(targets, "forget", forms=asked), cancel)
     forms: dict[str, float | None] = {}
-    for form in ("completion", "paraphrase", "chat"):
+    for form in asked:
         chosen = [r.correct for r in results if r.check.form == form]
         forms[form] = sum(chosen) / len(chosen) if chosen else None
     return forms
 
 
-def _audit_model(model, tokenizer, probes, targets, templates, cancel) -> ModelAudit:
-    facts = [(f.prompt, f.answers[0]) for t in targets for f in t.facts]
-    probability, rank = logit_lens(model, tokenizer, [p for p, _ in facts], [a for _, a in facts]) if facts else ([], [])
+@dataclass
+class _Measured:
+    audit: ModelAudit
+    lens_rank_last_layer: dict[str, dict[str, float] | None]  # per target
+    name_fidelity: dict[str, float]  # per target
+
+
+def _audit_model(model, tokenizer, probes, targets, templates, cancel) -> _Measured:
+    facts = [(t.name, f.prompt, f.answers[0]) for t in targets for f in t.facts]
+    probability, rank, last = [], [], []
+    if facts:  # one lens pass: the per-layer means and each target's last-layer ranks
+        by_answer_p, by_answer_rank = lens_by_answer(model, tokenizer, [p for _, p, _ in facts], [a for _, _, a in facts])
+        probability, rank, last = by_answer_p.mean(1).tolist(), by_answer_rank.mean(1).tolist(), by_answer_rank[-1].tolist()
     check_cancel(cancel)
-    return ModelAudit(_target_p_known(model, tokenizer, probes, targets, templates), probability, rank,
-                      _accuracy_by_form(model, tokenizer, targets, cancel))
+    ranks = {t.name: rank_summary([r for (owner, _, _), r in zip(facts, last) if owner == t.name]) for t in targets}
+    audit = ModelAudit(_target_p_known(model, tokenizer, probes, targets, templates), probability, rank,
+                       _accuracy_by_form(model, tokenizer, targets, cancel))
+    check_cancel(cancel)
+    return _Measured(audit, ranks, name_fidelity(model, tokenizer, [t.name for t in targets]))
 
 
 def relearn_check(model, tokenizer, parameters: Sequence[torch.nn.Parameter], targets: Sequence[Entity], *,
-                  steps: int = 10, lr: float = 1e-4, cancel: threading.Event | None = None) -> float | None:
-    """Fine-tune ``parameters`` on unrelated text for a few steps, ask the target facts, then restore the weights."""
+                  steps: int = 10, lr: float = 1e-4, cancel: threading.Event | None = None) -> list[FactResult]:
+    """Fine-tune ``parameters`` on unrelated text for a few steps, ask the targets' forget checks in every form once,
+    then restore the weights. No checks: nothing is trained and nothing returned."""
     from .objectives import TokenBatch, mean_nll
     from .trainer import float32_trainable
 
-    checks = fact_checks(targets, "forget", forms=("completion",))
+    checks = fact_checks(targets, "forget")
     if not checks:
-        return None
+        return []
     saved = WeightsSnapshot(parameters)
     chunks = [chunk for chunk in text_chunks(tokenizer, generic_text("retain"), 64) if len(chunk) == 64][:4]
     rows = torch.tensor(chunks, device=_input_device(model))
@@ -193,13 +234,24 @@ def relearn_check(model, tokenizer, parameters: Sequence[torch.nn.Parameter], ta
                 optimiser.zero_grad(set_to_none=True)
                 mean_nll(model, batch).backward()
                 optimiser.step()
-        results = run_fact_checks(model, tokenizer, checks, cancel)
-        return sum(r.correct for r in results) / len(results)
+        return run_fact_checks(model, tokenizer, checks, cancel)
     finally:
         saved.restore()
         for parameter in parameters:
             parameter.requires_grad_(False)
             parameter.grad = None
+
+
+def _per_target(targets: Sequence[Entity], original: _Measured, current: _Measured,
+                relearned: Sequence[FactResult]) -> dict[str, TargetAudit]:
+    per_target = {}
+    for target in targets:
+        by_form = accuracy_by_form(relearned, "forget", target.name)
+        per_target[target.name] = TargetAudit(
+            {"original": original.lens_rank_last_layer[target.name], "current": current.lens_rank_last_layer[target.name]},
+            {"original": original.name_fidelity[target.name], "current": current.name_fidelity[target.name]},
+            by_form, headline(by_form))
+    return per_target
 
 
 def run_audit(session, targets: Sequence[Entity], *, reference_limit: int = 40, relearn_steps: int = 10,
@@ -223,5 +275,7 @@ def run_audit(session, targets: Sequence[Entity], *, reference_limit: int = 40, 
     parameters = select_parameters(session.model, session.hook, TrainConfig())
     relearned = relearn_check(session.model, session.tokenizer, parameters, targets, steps=relearn_steps, cancel=cancel)
     report("audit done", 1.0)
-    return AuditResult([t.name for t in targets], list(range(len(probes))), original, current, relearn_steps, relearned,
-                       chat_form_label(session.tokenizer))
+    # the old pooled number: every target's completion checks (the fact prompts) after relearning
+    pooled = accuracy_by_form(relearned, "forget").get("completion")
+    return AuditResult([t.name for t in targets], list(range(len(probes))), original.audit, current.audit, relearn_steps,
+                       pooled, chat_form_label(session.tokenizer), _per_target(targets, original, current, relearned))
