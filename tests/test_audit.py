@@ -134,3 +134,9 @@ def test_cli_audit_loads_the_unlearned_folder(session, tiny_model_dir, tiny_sae_
     assert "completion" in target["relearned_forget_accuracy_by_form"]
     assert target["relearned_forget_accuracy_by_form"]["completion"] == data["relearned_forget_accuracy"]
 
+    from unlearn_studio.cli_commands import print_audit
+
+    print_audit(data)
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Eiffel Tower"))
+    rank = target["lens_rank_last_layer"]["current"]
+    assert f"{rank['median']:.0f}/{rank['mean']:.1f}" in row

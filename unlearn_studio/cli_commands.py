@@ -178,6 +178,40 @@ def print_audit(data: dict[str, Any]) -> None:
         forms = ", ".join(f"{k} {_fmt(v)}" for k, v in data[model]["accuracy_by_form"].items())
         print(f"fact accuracy {model:9s} {forms}")
     print(f"after {data['relearn_steps']} relearning steps on unrelated text: forget accuracy {_fmt(data['relearned_forget_accuracy'])}")
+    print_audit_targets(data)
+
+
+def _rank(summary: dict[str, float] | None) -> str:
+    return "no facts" if summary is None else f"{summary['median']:.0f}/{summary['mean']:.1f}"
+
+
+def print_audit_targets(data: dict[str, Any]) -> None:
+    """Per target: last-layer lens rank (median/mean) and name fidelity, θ0 and now; forget accuracy after relearning."""
+    per_target = data.get("per_target") or {}
+    if not per_target:
+        return
+    width = max(12, *(len(name) for name in per_target)) + 2
+    steps = data["relearn_steps"]
+    print(f"\nper target: the logit-lens rank of the answers' first tokens at the last layer (median/mean, 0 = top),\n"
+          f"the share of chat answers that write the name exactly, and the forget accuracy after {steps} relearning\n"
+          f"steps over the forms no method trains on")
+    columns = (("rank original", 15), ("rank current", 14), ("names original", 16), ("names current", 15), ("relearned", 14))
+    print(f"{'target':{width}s}" + "".join(f"{label:>{size}s}" for label, size in columns))
+    for name, target in per_target.items():
+        ranks, names = target["lens_rank_last_layer"], target["name_fidelity"]
+        cells = (_rank(ranks["original"]), _rank(ranks["current"]), _fmt(names["original"]), _fmt(names["current"]),
+                 _fmt(target["relearned_forget_headline"]))
+        print(f"{name:{width}s}" + "".join(f"{cell:>{size}s}" for cell, (_, size) in zip(cells, columns)))
+    forms = list(dict.fromkeys(form for t in per_target.values() for form in t["relearned_forget_accuracy_by_form"]))
+    if not forms:
+        return
+    print(f"\nforget accuracy per form after {steps} relearning steps on unrelated text")
+    sizes = [max(len(form), 5) + 2 for form in forms]
+    print(f"{'target':{width}s}" + "".join(f"{form:>{size}s}" for form, size in zip(forms, sizes)))
+    for name, target in per_target.items():
+        by_form = target["relearned_forget_accuracy_by_form"]
+        print(f"{name:{width}s}" + "".join(f"{_fmt(by_form[form]) if form in by_form else '—':>{size}s}"
+                                           for form, size in zip(forms, sizes)))
 
 
 def register_commands(commands: argparse._SubParsersAction) -> None:
