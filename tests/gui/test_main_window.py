@@ -286,6 +286,7 @@ def test_audit_view(qtbot, window, tiny_model_dir, tiny_sae_dir):
     window.model.add_target("Port Zenthia Lighthouse", "place", facts)
     configure(window, 2)
     assert run_to_end(qtbot, window)[0] == "finished"
+    window.model.add_target("Quillon Marsh", "person")  # a second target, without facts
     audit = window.audit
     audit.verify.setChecked(False)
     assert audit.audit_button.isEnabled()
@@ -307,6 +308,24 @@ def test_audit_view(qtbot, window, tiny_model_dir, tiny_sae_dir):
     completion = next(row for row in rows if row[0] == "Facts right: completion")
     assert all(cell.endswith("%") for cell in completion[1:])
     assert audit.progress.format() == "audited"
+    # one row per target with the engine's own numbers: last-layer lens rank, name fidelity, relearned per form
+    titles, target_rows = audit.target_table_text()
+    assert [row[0] for row in target_rows] == result.targets == ["Port Zenthia Lighthouse", "Quillon Marsh"]
+    column = {title: index for index, title in enumerate(titles)}
+    percent = lambda cell: float(cell.rstrip(" %")) / 100  # noqa: E731
+    for row in target_rows:
+        target = result.per_target[row[0]]
+        for weights in ("original", "current"):
+            assert percent(row[column[f"Name fidelity\n{weights}"]]) == pytest.approx(target.name_fidelity[weights], abs=0.005)
+    lighthouse, marsh = target_rows
+    lighthouse_audit = result.per_target["Port Zenthia Lighthouse"]
+    for weights in ("original", "current"):
+        median, mean = (float(v) for v in lighthouse[column[f"Lens rank\n{weights}"]].split(" / "))
+        assert median == pytest.approx(lighthouse_audit.lens_rank_last_layer[weights]["median"], abs=0.5)
+        assert mean == pytest.approx(lighthouse_audit.lens_rank_last_layer[weights]["mean"], abs=0.05)
+    assert percent(lighthouse[column["Relearned\ncompletion"]]) == pytest.approx(
+        lighthouse_audit.relearned_forget_accuracy_by_form["completion"], abs=0.005)
+    assert marsh[column["Lens rank\ncurrent"]] == "no facts" and marsh[column["Relearned\ncompletion"]] == "—"
 
 
 def test_sae_for_another_model_asks(qtbot, window, tiny_model_dir, tmp_path):

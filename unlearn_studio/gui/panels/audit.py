@@ -1,4 +1,5 @@
-"""The forgetting audit: per-layer heat maps (probe P(known), logit-lens P(answer)) for θ0 and now, and a small table.
+"""The forgetting audit: per-layer heat maps (probe P(known), logit-lens P(answer)) for θ0 and now, a small table,
+and one row per target (last-layer lens rank, name fidelity, forget accuracy per form after relearning).
 
 The numbers come from ``unlearn_studio.engine.audit.run_audit`` (an ``AuditResult``), run by
 :meth:`AppModel.audit` in a worker; this view only draws them.
@@ -12,8 +13,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
-                               QPushButton, QTableWidget, QTableWidgetItem, QToolTip, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFrame, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+                               QPushButton, QScrollArea, QTableWidget, QTableWidgetItem, QToolTip, QVBoxLayout, QWidget)
 
 from ..app_model import AUDIT, AUDIT_RELEARN_STEPS, AppModel
 from ..plots import KNOWN_COLOUR, UNKNOWN_COLOUR
@@ -35,6 +36,10 @@ LENS_MAP = _colour_map([(0.0, "#ffffff"), (0.35, "#fbb4a0"), (0.7, "#e04a33"), (
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * float(value):.0f} %"
+
+
+def _rank(summary: dict[str, float] | None) -> str:
+    return "no facts" if summary is None else f"{summary['median']:.0f} / {summary['mean']:.1f}"
 
 
 def _layer_label(column: int) -> str:
@@ -160,19 +165,38 @@ class AuditPanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.target_table = QTableWidget(0, 0)
+        self.target_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.target_table.verticalHeader().hide()
+        self.target_table.verticalHeader().setDefaultSectionSize(20)
+        self.target_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.target_table.horizontalHeader().setStretchLastSection(True)
+        self._fit_target_table()
 
         top = QHBoxLayout()
         top.addWidget(self.audit_button)
         top.addWidget(self.verify)
         top.addWidget(self.progress, 1)
+        content = QWidget()
+        body = QVBoxLayout(content)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(4)
+        body.addWidget(self.probe_map, 1)
+        body.addWidget(self.lens_map, 1)
+        body.addWidget(self.table)
+        body.addWidget(self.target_table)
+        # the plots and both tables stay whole in a short window: they scroll instead (the wrapped summary stays
+        # outside, as its height-for-width would make the scrolled part as tall as its preferred size)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)
         layout.addLayout(top)
         layout.addWidget(self.summary)
-        layout.addWidget(self.probe_map, 1)
-        layout.addWidget(self.lens_map, 1)
-        layout.addWidget(self.table)
+        layout.addWidget(scroll, 1)
 
         self._pending = False
         model.sig_audit.connect(self.show_result)
@@ -198,6 +222,9 @@ class AuditPanel(QWidget):
         self.probe_map.set_rows([], [], (0, 1), empty_note="not audited yet")
         self.lens_map.set_rows([], [], (0, 1), empty_note="not audited yet")
         self.table.setRowCount(0)
+        self.target_table.setRowCount(0)
+        self.target_table.setColumnCount(0)
+        self._fit_target_table()
 
     # ---- drawing -----------------------------------------------------------------------------------------
     def _hook_column(self) -> int | None:
@@ -213,6 +240,7 @@ class AuditPanel(QWidget):
                                empty_note="no facts: the logit lens needs the targets' facts")
         self._pending = False
         self._fill_table(result)
+        self._fill_target_table(result)
         self._summarise(result)
         self.progress.setValue(1000)
         self.progress.setFormat("audited")
@@ -254,6 +282,48 @@ class AuditPanel(QWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(index, column, item)
         self._fit_table()
+
+    def _fill_target_table(self, result: Any) -> None:
+        """One row per target, the engine's numbers as they are (medians and means come computed)."""
+        per_target = result.per_target
+        forms = list(dict.fromkeys(form for t in per_target.values() for form in t.relearned_forget_accuracy_by_form))
+        steps = result.relearn_steps
+        rank_tip = ("logit lens at the last layer: the rank of each of the target's answers' first token (0 = the top "
+                    "prediction), median / mean over its facts")
+        names_tip = "share of chat answers about the target that write its name exactly (a garbled name is damage)"
+        relearn_tip = f"after {steps} fine-tuning steps on unrelated text (weights restored afterwards): facts right"
+        columns = [("Target", "the audited target"),
+                   ("Lens rank\noriginal", rank_tip + ", original weights"), ("Lens rank\ncurrent", rank_tip + ", now"),
+                   ("Name fidelity\noriginal", names_tip + ", original weights"), ("Name fidelity\ncurrent", names_tip + ", now"),
+                   ("Relearned\nuntrained forms", relearn_tip + ", mean over the forms no method trains on"),
+                   *((f"Relearned\n{form.replace('_', ' ')}", f"{relearn_tip}, {form.replace('_', ' ')} form") for form in forms)]
+        self.target_table.setRowCount(0)
+        self.target_table.setColumnCount(len(columns))
+        for column, (label, tip) in enumerate(columns):
+            item = QTableWidgetItem(label)
+            item.setToolTip(tip)
+            self.target_table.setHorizontalHeaderItem(column, item)
+        for name, target in per_target.items():
+            ranks, names, by_form = target.lens_rank_last_layer, target.name_fidelity, target.relearned_forget_accuracy_by_form
+            cells = [name, _rank(ranks["original"]), _rank(ranks["current"]), _pct(names["original"]), _pct(names["current"]),
+                     _pct(target.relearned_forget_headline), *(_pct(by_form.get(form)) for form in forms)]
+            row = self.target_table.rowCount()
+            self.target_table.insertRow(row)
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(columns[column][1])
+                if column:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.target_table.setItem(row, column, item)
+        self._fit_target_table()
+
+    def _fit_target_table(self) -> None:
+        """As tall as its rows plus room for the sideways scroll bar (many forms); hidden until an audit fills it."""
+        table = self.target_table
+        table.setVisible(table.rowCount() > 0)
+        header = table.horizontalHeader().sizeHint().height()
+        scroll = table.horizontalScrollBar().sizeHint().height()
+        table.setFixedHeight(header + table.rowCount() * table.verticalHeader().defaultSectionSize() + scroll + 4)
 
     def _fit_table(self) -> None:
         """As tall as its rows (at least a few), so the heat maps get the rest of the height."""
@@ -304,3 +374,9 @@ class AuditPanel(QWidget):
 
     def table_text(self) -> list[list[str]]:
         return [[self.table.item(r, c).text() for c in range(self.table.columnCount())] for r in range(self.table.rowCount())]
+
+    def target_table_text(self) -> tuple[list[str], list[list[str]]]:
+        """The per-target table: its column titles and its rows."""
+        table = self.target_table
+        titles = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+        return titles, [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
