@@ -24,7 +24,14 @@ import torch
 
 from ..errors import UserError
 from .entities import Entity, Templates, generic_text
-from .fact_checks import FactResult, accuracy_by_form, fact_checks, headline, name_fidelity, run_fact_checks
+from .fact_checks import (
+    FactResult,
+    accuracy_by_form,
+    fact_checks,
+    headline,
+    name_fidelity,
+    run_fact_checks,
+)
 from .generation import chat_form_label
 from .jobs import ProgressCallback, check_cancel
 from .latents import entity_batch
