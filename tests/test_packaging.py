@@ -162,7 +162,9 @@ def test_qt_binding_keeps_its_references_to_true_and_none():
     method returning nothing, until the interpreter aborts (issue 18: the built app died at every exit)."""
     result = subprocess.run([sys.executable, "-c", BINDING_STRESS], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"the Qt binding aborted the interpreter:\n{result.stderr[-2000:]}"
-    assert result.stdout.split() == ["0", "0"], f"references to True and None lost: {result.stdout}"
+    # A leaking binding loses one reference per call (−5000 here); ±a few come from the interpreter's own objects.
+    true_change, none_change = (int(v) for v in result.stdout.split())
+    assert abs(true_change) < 50 and abs(none_change) < 50, f"references to True and None lost: {result.stdout}"
 
 
 def test_a_binding_that_loses_references_is_refused(monkeypatch):
