@@ -81,11 +81,14 @@ def plot(rows: list[dict], path: Path) -> None:
     app = QApplication.instance() or QApplication([])  # noqa: F841 - the exporter needs one
     pg.setConfigOptions(antialias=True, background="w", foreground="k")
     widget = pg.PlotWidget()
-    widget.resize(720, 520)
+    widget.resize(900, 620)
     item = widget.getPlotItem()
     item.setLabel("bottom", "forget accuracy after (forms no method trains on; lower is better)")
     item.setLabel("left", "retain accuracy after (fixed retain set; higher is better)")
-    item.setTitle(f"Tune split, {rows[0]['steps'] if rows else '?'}-step budget: each point one learning rate")
+    budget = rows[0]["config"]["steps"] if rows else "?"
+    item.setTitle(f"Tune split, {budget}-step budget: each point one learning rate (mean over targets)")
+    for side in ("bottom", "left"):
+        item.getAxis(side).enableAutoSIPrefix(False)  # accuracies, not milli-units
     item.addLegend(offset=(-10, 10))
     item.showGrid(x=True, y=True, alpha=0.3)
     colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
@@ -104,9 +107,18 @@ def plot(rows: list[dict], path: Path) -> None:
     if before:
         item.addLine(y=statistics.mean(before) - RETAIN_BUDGET_POINTS / 100,
                      pen=pg.mkPen("#888", style=pg.QtCore.Qt.PenStyle.DashLine))
-    item.plot([0.0], [1.0], pen=None, symbol="star", symbolSize=18, symbolBrush="#f0c000", name="ideal")
+    ideal = statistics.mean(before) if before else 1.0  # nothing left of the target, the rest as it was
+    item.plot([0.0], [ideal], pen=None, symbol="star", symbolSize=18, symbolBrush="#f0c000",
+              name="ideal: forget 0, retain as before (dashed: the 3-point retain budget)")
+    item.setXRange(-0.05, 1.05, padding=0)
+    lowest = min([p["retain_accuracy"] for p in points(rows) if p["retain_accuracy"] is not None] + before + [1.0])
+    item.setYRange(max(0.0, lowest - 0.05), min(1.05, ideal + 0.05), padding=0)
+    widget.show()
+    app.processEvents()
     path.parent.mkdir(parents=True, exist_ok=True)
-    pyqtgraph.exporters.ImageExporter(item).export(str(path))
+    exporter = pyqtgraph.exporters.ImageExporter(item)
+    exporter.parameters()["width"] = 900
+    exporter.export(str(path))
 
 
 def main() -> None:
