@@ -61,7 +61,7 @@ def best_per_method(rows: list[dict], budget: float = RETAIN_BUDGET_POINTS) -> d
     best: dict[str, dict] = {}
     for method in {p["method"] for p in points(rows)}:
         mine = [p for p in points(rows) if p["method"] == method and p["forget_accuracy"] is not None]
-        within = [p for p in mine if p["retain_drop_points"] is not None and p["retain_drop_points"] >= -budget]
+        within = [p for p in mine if p["retain_drop_points"] is not None and p["retain_drop_points"] >= -budget - 1e-9]  # "within": a drop of exactly the budget counts
         if within:
             best[method] = min(within, key=lambda p: (p["forget_accuracy"], -p["retain_drop_points"]))
         elif mine:
