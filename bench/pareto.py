@@ -69,6 +69,22 @@ def best_per_method(rows: list[dict], budget: float = RETAIN_BUDGET_POINTS) -> d
     return best
 
 
+def markdown(rows: list[dict]) -> str:
+    """Every (method, lr) point as a table row: the means over targets, after the run."""
+    lines = ["| method | lr | targets | forget acc. | retain Δ, points | neighbour retain | P(known) | perplexity |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def cell(value: float | None, digits: int = 2) -> str:
+        return "–" if value is None else f"{value:.{digits}f}"
+
+    order = {m: i for i, m in enumerate(METHODS)}
+    for p in sorted(points(rows), key=lambda p: (order.get(p["method"], 99), p["lr"])):
+        lines.append(f"| {p['method']} | {p['lr']:.1e} | {p['targets']} | {cell(p['forget_accuracy'])} | "
+                     f"{cell(p['retain_drop_points'], 1)} | {cell(p['neighbour_retain_accuracy'])} | "
+                     f"{cell(p['target_p_known'])} | {cell(p['perplexity'])} |")
+    return "\n".join(lines)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """Forget (x) against retain (y), one curve per method through its learning rates, the ideal corner marked."""
     import os
@@ -162,6 +178,7 @@ def main() -> None:
                     rows.append(row)
                     print(summary_line(row), flush=True)
     out.write_text(json.dumps([flat_row(r) for r in rows], indent=1))
+    print(markdown(rows))
     for method, point in sorted(best_per_method(rows).items()):
         print(f"best {method:>11s}: lr {point['lr']:.0e}  forget {point['forget_accuracy']:.2f}  "
               f"retain drop {point['retain_drop_points']:+.1f} points  ({point['targets']} targets)")
