@@ -27,3 +27,9 @@ def test_each_method_takes_its_lowest_forget_within_the_budget():
     assert abs(chosen["npo"]["retain_drop_points"] + 3.0) < 1e-9
     assert chosen["rmu"]["lr"] == 1e-5
     assert {(p["method"], p["lr"]): p["targets"] for p in points(rows)}[("npo", 9e-5)] == 2
+
+
+def test_a_learning_rate_left_unfinished_on_some_targets_is_not_chosen():
+    rows = [_row("npo", 1e-5, "A", 0.50, 0.79), _row("npo", 1e-5, "B", 0.40, 0.79),
+            _row("npo", 3e-5, "A", 0.00, 0.80)]  # the sweep was cut before npo 3e-5 ran on B
+    assert best_per_method(rows, budget=3.0)["npo"]["lr"] == 1e-5
