@@ -59,9 +59,9 @@ def best_per_method(rows: list[dict], budget: float = RETAIN_BUDGET_POINTS) -> d
     """Each method's learning rate with the lowest forget accuracy among those within the retain budget
     (when none is, the one that loses least retain), chosen on the rows given (the tune split)."""
     best: dict[str, dict] = {}
-    everyone = len({r["target"] for r in rows})
     for method in {p["method"] for p in points(rows)}:
-        # a learning rate measured on fewer targets (a cut sweep) is not compared with means over all of them
+        # a learning rate measured on fewer of the method's targets (a cut sweep) is not compared with the others
+        everyone = len({r["target"] for r in rows if r["method"] == method})
         mine = [p for p in points(rows) if p["method"] == method and p["forget_accuracy"] is not None
                 and p["targets"] == everyone]
         within = [p for p in mine if p["retain_drop_points"] is not None and p["retain_drop_points"] >= -budget - 1e-9]  # "within": a drop of exactly the budget counts
