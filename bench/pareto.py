@@ -55,15 +55,18 @@ def points(rows: list[dict]) -> list[dict]:
     return result
 
 
+def comparable_points(rows: list[dict]) -> list[dict]:
+    """The points measured on every target their method was run on: a cut sweep's stragglers are left out."""
+    covered = {m: len({r["target"] for r in rows if r["method"] == m}) for m in {r["method"] for r in rows}}
+    return [p for p in points(rows) if p["targets"] == covered[p["method"]] and p["forget_accuracy"] is not None]
+
+
 def best_per_method(rows: list[dict], budget: float = RETAIN_BUDGET_POINTS) -> dict[str, dict]:
     """Each method's learning rate with the lowest forget accuracy among those within the retain budget
     (when none is, the one that loses least retain), chosen on the rows given (the tune split)."""
     best: dict[str, dict] = {}
     for method in {p["method"] for p in points(rows)}:
-        # a learning rate measured on fewer of the method's targets (a cut sweep) is not compared with the others
-        everyone = len({r["target"] for r in rows if r["method"] == method})
-        mine = [p for p in points(rows) if p["method"] == method and p["forget_accuracy"] is not None
-                and p["targets"] == everyone]
+        mine = [p for p in comparable_points(rows) if p["method"] == method]
         within = [p for p in mine if p["retain_drop_points"] is not None and p["retain_drop_points"] >= -budget - 1e-9]  # "within": a drop of exactly the budget counts
         if within:
             best[method] = min(within, key=lambda p: (p["forget_accuracy"], -p["retain_drop_points"]))
@@ -112,8 +115,7 @@ def plot(rows: list[dict], path: Path) -> None:
     item.showGrid(x=True, y=True, alpha=0.3)
     colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
     for index, method in enumerate(METHODS):
-        mine = sorted((p for p in points(rows) if p["method"] == method and p["forget_accuracy"] is not None),
-                      key=lambda p: p["lr"])
+        mine = sorted((p for p in comparable_points(rows) if p["method"] == method), key=lambda p: p["lr"])
         if mine:
             pen = pg.mkPen(colours[index % len(colours)], width=2)
             item.plot([p["forget_accuracy"] for p in mine], [p["retain_accuracy"] for p in mine], pen=pen, symbol="o",
