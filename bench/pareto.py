@@ -65,9 +65,11 @@ def best_per_method(rows: list[dict], budget: float = RETAIN_BUDGET_POINTS) -> d
     """Each method's learning rate with the lowest forget accuracy among those within the retain budget
     (when none is, the one that loses least retain), chosen on the rows given (the tune split)."""
     best: dict[str, dict] = {}
-    for method in {p["method"] for p in points(rows)}:
-        mine = [p for p in comparable_points(rows) if p["method"] == method]
-        within = [p for p in mine if p["retain_drop_points"] is not None and p["retain_drop_points"] >= -budget - 1e-9]  # "within": a drop of exactly the budget counts
+    comparable = comparable_points(rows)
+    for method in {p["method"] for p in comparable}:
+        mine = [p for p in comparable if p["method"] == method]
+        # "within": a drop of exactly the budget counts (floating point aside)
+        within = [p for p in mine if p["retain_drop_points"] is not None and p["retain_drop_points"] >= -budget - 1e-9]
         if within:
             best[method] = min(within, key=lambda p: (p["forget_accuracy"], -p["retain_drop_points"]))
         elif mine:

@@ -351,9 +351,10 @@ def _check_no_overlap() -> None:
     seen: dict[str, str] = {}
     for kind in ("known", "lesser_known", "unknown"):
         for ent in _shipped(kind):
-            if ent.name.casefold() in seen:
-                raise EntityDataError(f"{resources_dir() / 'entities' / f'{kind}.json'}: {ent.name!r} is also "
-                                      f"{'a known candidate' if seen[ent.name.casefold()] == 'known' else 'in ' + seen[ent.name.casefold()] + '.json'}")
+            earlier = seen.get(ent.name.casefold())
+            if earlier is not None:
+                where = "a known candidate" if earlier == "known" else f"in {earlier}.json"
+                raise EntityDataError(f"{resources_dir() / 'entities' / f'{kind}.json'}: {ent.name!r} is also {where}")
             seen[ent.name.casefold()] = kind
 
 
