@@ -94,7 +94,7 @@ def main() -> None:
             Path(args.markdown).write_text(markdown + "\n")
         return
     if args.from_pareto:
-        runs = settings_from_pareto(args.from_pareto)
+        runs = [(name, config) for name, config in settings_from_pareto(args.from_pareto) if config.method in args.methods]
     else:
         named = [(s.split("=", 1)[0], json.loads(s.split("=", 1)[1])) for s in args.setting] or [("default", {})]
         runs = [(name, TrainConfig.from_dict({**overrides, "method": method, "steps": args.steps}))

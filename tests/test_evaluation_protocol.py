@@ -62,6 +62,11 @@ def test_the_three_template_sets_never_overlap():
     assert all(sets) and not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
 
 
+def test_name_fidelity_never_asks_a_training_or_stop_prompt():
+    templates = load_templates()
+    assert not set(fact_checks_module.NAME_PROMPTS) & (set(templates.train) | set(templates.stop))
+
+
 def test_report_records_the_protocol(report):
     for when in ("before", "after"):
         measured = report[when]

@@ -136,7 +136,8 @@ def headline(by_form: dict[str, float]) -> float | None:
 
 # Asked in chat about an entity, a model writes its name back: unknown entities' names are copied, so a garbled or
 # replaced name after unlearning is damage, not forgetting (DESIGN.md §4, name fidelity).
-NAME_PROMPTS = ("Tell me about {entity}.", "What do you know about {entity}?", "Write one sentence about {entity}.")
+# Never a training or stop template: a run may train on those prompts, so they would not be evidence (DESIGN.md §4).
+NAME_PROMPTS = ("Help me understand {entity}.", "Why does {entity} matter?", "Write one sentence about {entity}.")
 
 
 def writes_name(text: str, name: str) -> bool:
