@@ -10,6 +10,7 @@ import torch
 
 from tests.engine_helpers import events_of, tiny_request, tiny_session
 from unlearn_studio.engine import trainer as trainer_module
+from unlearn_studio.engine.entities import fill_template
 from unlearn_studio.engine.events import Cancelled, Failed, Finished, StepProgress
 from unlearn_studio.engine.objectives import OBJECTIVES, SaeAlign
 from unlearn_studio.engine.runs import read_metrics
@@ -60,6 +61,22 @@ def test_every_forget_term_is_reported(session):
     both = _steps(events_of(session, tiny_request(session)))[0].losses
     assert set(both) == {"forget_code", "forget_away", "forget_residual", "forget", "retain", "total"}
     assert both["forget"] == pytest.approx(both["forget_code"] + 0.5 * both["forget_away"] + both["forget_residual"], rel=1e-5)
+
+
+def test_the_name_term_is_reported_and_weighted_when_asked_for(session):
+    losses = _steps(events_of(session, tiny_request(session, lambda_name=2.0, pull="bulk")))[0].losses
+    assert losses["name"] > 0
+    assert losses["total"] == pytest.approx(losses["forget"] + losses["retain"] + 2.0 * losses["name"], rel=1e-5)
+
+
+def test_the_name_batch_asks_training_templates_and_scores_only_the_name(session):
+    templates = session.entity_data()[2].train[: trainer_module.NAME_TEMPLATES]
+    batch = trainer_module.name_copy_batch(session.tokenizer, ["Eiffel Tower"], templates)
+    assert batch.input_ids.shape[0] == len(templates)
+    for row in range(len(templates)):
+        scored = batch.input_ids[row][batch.labels[row] != -100]
+        assert session.tokenizer.decode(scored).strip() == "Eiffel Tower"
+        assert fill_template(templates[row], "Eiffel Tower")[0] in session.tokenizer.decode(batch.input_ids[row])
 
 
 def test_deterministic_under_a_seed(session):

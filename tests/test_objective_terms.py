@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from unlearn_studio.engine.latents import build_references
-from unlearn_studio.engine.objectives import aligned_positions, away_margin
+from unlearn_studio.engine.objectives import _pull, aligned_positions, away_margin
 from unlearn_studio.engine.prompts import EntityBatch
 
 MU_KNOWN = torch.tensor([4.0, 0.0])
@@ -87,3 +87,28 @@ def test_other_entity_tokens_have_centroids_of_their_own():
     # single-token names only: the other tokens fall back to the last token's centroids
     alone = build_references(IdentitySae(), known, [0, 1], unknown, [0, 1], ["K1", "K2"], ["U1", "U2"])
     assert alone.kind(last=False).mu_known.tolist() == [4.0, 0.0]
+
+
+def test_the_bulk_pull_stops_at_the_radius_and_is_the_centroid_pull_beyond_it():
+    values = torch.tensor([[3.0, 4.0], [0.5, 0.0]], requires_grad=True)
+    loss = _pull(values, torch.zeros(2), scale_sq=2.0, radius=1.0)
+    # ‖v‖² = 25 and 0.25; relu(‖v‖² − 1) = 24 and 0 (inside the bulk); mean 12; / s²
+    assert loss.item() == pytest.approx(6.0)
+    loss.backward()
+    # ∂/∂v of (‖v‖² − r²) / (2 rows · s²) = 2v / 4 outside, 0 inside
+    assert torch.allclose(values.grad, torch.tensor([[1.5, 2.0], [0.0, 0.0]]))
+    assert _pull(values, torch.zeros(2), scale_sq=2.0).item() == pytest.approx((25 + 0.25) / 2 / 2)
+
+
+def test_the_bulk_radii_are_the_unknown_references_median_distances():
+    known = torch.tensor([[4.0, 0.0], [4.0, 0.0]])
+    unknown = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0]])  # centroid (2/3, 4/3)
+    unknown_other = torch.tensor([[0.0, 1.0], [0.0, -1.0], [0.0, 3.0]])  # centroid (0, 1): distances 0, 2, 2
+    refs = build_references(IdentitySae(), known, [0, 1], unknown, [0, 1, 2], ["K1", "K2"], ["U1", "U2", "U3"],
+                            known[:1] + 1, unknown_other)
+    centre = unknown.mean(0)
+    last_median = sorted(float((row - centre).norm()) for row in unknown)[1]
+    last, other = refs.kind(last=True), refs.kind(last=False)
+    # the identity SAE makes codes equal to residuals: the same radius in both spaces
+    assert last.code_radius == pytest.approx(last_median) and last.resid_radius == pytest.approx(last_median)
+    assert other.code_radius == pytest.approx(2.0) and other.resid_radius == pytest.approx(2.0)

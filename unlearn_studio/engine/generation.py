@@ -41,7 +41,7 @@ def format_prompt(tokenizer, prompt: str, chat: bool) -> str:
     return PLAIN_QA_FORM.format(question=prompt.strip())
 
 
-def _adds_special_tokens(tokenizer, chat: bool) -> bool:
+def adds_special_tokens(tokenizer, chat: bool) -> bool:
     """A chat template writes its own special tokens (BOS included); every other text gets the tokenizer's."""
     return not (chat and has_chat_template(tokenizer))
 
@@ -59,7 +59,7 @@ def complete(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]
             encoded = tokenizer(chunk, return_tensors="pt", padding=True,
-                                add_special_tokens=_adds_special_tokens(tokenizer, chat)).to(device)
+                                add_special_tokens=adds_special_tokens(tokenizer, chat)).to(device)
             generated = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False,
                                        pad_token_id=tokenizer.pad_token_id, top_p=None, top_k=None, temperature=None)
             new_tokens = generated[:, encoded["input_ids"].shape[1]:]
@@ -113,7 +113,7 @@ def stream_answer(model, tokenizer, prompt: str, on_text: Callable[[str], None],
     check_prompt(prompt, tokenizer, model, max_new_tokens, chat=chat)
     device = model.get_input_embeddings().weight.device
     text = format_prompt(tokenizer, prompt, chat)
-    encoded = tokenizer(text, return_tensors="pt", add_special_tokens=_adds_special_tokens(tokenizer, chat)).to(device)
+    encoded = tokenizer(text, return_tensors="pt", add_special_tokens=adds_special_tokens(tokenizer, chat)).to(device)
     streamer = _CallbackStreamer(tokenizer, on_text, cancel)
     model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer,
                    pad_token_id=tokenizer.pad_token_id, top_p=None, top_k=None, temperature=None,

@@ -75,6 +75,8 @@ class PositionKind:
     margin: float
     resid_mu_known: torch.Tensor
     resid_mu_unknown: torch.Tensor
+    code_radius: float  # the unknown references' median distance to mu_unknown: where their bulk lies
+    resid_radius: float  # the same in the residual stream
 
 
 @dataclass
@@ -135,6 +137,9 @@ class References:
     other_resid_mu_known: torch.Tensor
     other_resid_mu_unknown: torch.Tensor
     other_unknown_margin: torch.Tensor  # a 0-d tensor: the unknown other tokens' median distance from the known side
+    # The unknown references' median distance to their centroid: code at the last token, code at the other tokens,
+    # residual at the last token, residual at the other tokens (the "bulk" pull stops there, DESIGN.md §2).
+    unknown_radii: torch.Tensor
     latent_ids: torch.Tensor
     known_latent_acts: torch.Tensor
     unknown_latent_acts: torch.Tensor
@@ -149,10 +154,12 @@ class References:
 
     def kind(self, last: bool) -> PositionKind:
         """The centroids and margin of one position kind: the entity's last token, or its other tokens."""
+        radii = [float(r) for r in self.unknown_radii]
         if last:
-            return PositionKind(self.mu_known, self.mu_unknown, self.unknown_margin, self.resid_mu_known, self.resid_mu_unknown)
+            return PositionKind(self.mu_known, self.mu_unknown, self.unknown_margin, self.resid_mu_known,
+                                self.resid_mu_unknown, radii[0], radii[2])
         return PositionKind(self.other_mu_known, self.other_mu_unknown, float(self.other_unknown_margin),
-                            self.other_resid_mu_known, self.other_resid_mu_unknown)
+                            self.other_resid_mu_known, self.other_resid_mu_unknown, radii[1], radii[3])
 
     @property
     def unknown_margin(self) -> float:
@@ -188,7 +195,8 @@ class References:
             "mu_known", "mu_unknown", "resid_mu_known", "resid_mu_unknown", "error_mu_unknown", "separation",
             "unknown_distances", "known_points", "unknown_points", "known_entity_p_known", "unknown_entity_p_known",
             "latent_ids", "known_latent_acts", "unknown_latent_acts", "known_owners", "unknown_owners",
-            "other_mu_known", "other_mu_unknown", "other_resid_mu_known", "other_resid_mu_unknown", "other_unknown_margin")}
+            "other_mu_known", "other_mu_unknown", "other_resid_mu_known", "other_resid_mu_unknown", "other_unknown_margin",
+            "unknown_radii")}
         tensors.update({f"projection.{n}": getattr(self.projection, n).contiguous() for n in ("origin", "axis_x", "axis_y")})
         tensors.update({k: v.contiguous() for k, v in self.probe.tensors().items()})
         return tensors
@@ -228,6 +236,10 @@ def _median_distance(codes: torch.Tensor, mu_known: torch.Tensor, mu_unknown: to
     return ((mu_known - codes) @ unit).median()
 
 
+def _median_radius(values: torch.Tensor, centre: torch.Tensor) -> float:
+    return float((values - centre).norm(dim=-1).median()) if len(values) else 0.0
+
+
 def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unknown_acts: torch.Tensor,
                      unknown_owners: list[int], known_names: list[str], unknown_names: list[str],
                      known_other: torch.Tensor | None = None, unknown_other: torch.Tensor | None = None) -> References:
@@ -254,6 +266,13 @@ def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unk
     both_other = len(known_other) > 0 and len(unknown_other) > 0
     other_mu_known = known_other_codes.mean(0) if both_other else mu_known.clone()
     other_mu_unknown = unknown_other_codes.mean(0) if both_other else mu_unknown.clone()
+    unknown_resid = unknown_acts.float()
+    other_resid = unknown_other.float() if both_other else unknown_resid
+    unknown_radii = torch.tensor([
+        _median_radius(unknown_codes, mu_unknown),
+        _median_radius(unknown_other_codes if both_other else unknown_codes, other_mu_unknown),
+        _median_radius(unknown_resid, unknown_resid.mean(0)),
+        _median_radius(other_resid, other_resid.mean(0))])
     codes = torch.cat([known_codes, unknown_codes])
     labels = torch.cat([torch.ones(len(known_codes)), torch.zeros(len(unknown_codes))])
     probe = fit_probe(codes, labels)
@@ -280,6 +299,7 @@ def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unk
         other_resid_mu_unknown=unknown_other.float().mean(0) if both_other else unknown_acts.float().mean(0),
         other_unknown_margin=_median_distance(unknown_other_codes if both_other else unknown_codes, other_mu_known,
                                               other_mu_unknown).reshape(()),
+        unknown_radii=unknown_radii,
     )
 
 

@@ -49,6 +49,7 @@ class RunBatches:
     forget_facts: TokenBatch | None
     retain_facts: TokenBatch | None
     forget_facts_original_logp: torch.Tensor | None
+    names: TokenBatch | None = None  # chat questions about each target answered with its name (λ_name)
 
 
 @dataclass
@@ -127,9 +128,13 @@ def _relative_drift(values: torch.Tensor, original: torch.Tensor) -> torch.Tenso
     return (values - original).pow(2).sum(-1) / original.pow(2).sum(-1).clamp_min(1e-6)
 
 
-def _pull(values: torch.Tensor, toward: torch.Tensor, scale_sq: float) -> torch.Tensor:
-    """mean ‖v − toward‖² / s²: the pull toward the unknown references' mean."""
-    return (values - toward).pow(2).sum(-1).mean() / scale_sq
+def _pull(values: torch.Tensor, toward: torch.Tensor, scale_sq: float, radius: float = 0.0) -> torch.Tensor:
+    """mean relu(‖v − toward‖² − r²) / s²: the pull toward the unknown references' mean, stopping at radius r.
+
+    r = 0 pulls onto the centroid; r = the unknown references' median distance ("bulk") stops where a typical
+    unknown entity lies, so the target joins the cloud instead of collapsing onto its centre.
+    """
+    return F.relu((values - toward).pow(2).sum(-1) - radius ** 2).mean() / scale_sq
 
 
 def away_margin(codes: torch.Tensor, mu_known: torch.Tensor, mu_unknown: torch.Tensor, margin: float,
@@ -181,12 +186,14 @@ class SaeAlign(Objective):
             kind = refs.kind(last)
             mu_known, mu_unknown = kind.mu_known.to(device), kind.mu_unknown.to(device)
             parts: dict[str, torch.Tensor] = {}
+            bulk = cfg.pull == "bulk"
             if cfg.space != "residual":
                 z = ctx.sae.encode(x.to(sae_dtype)).float()
-                parts["forget_code"] = _pull(z, mu_unknown, refs.scale_sq)
+                parts["forget_code"] = _pull(z, mu_unknown, refs.scale_sq, kind.code_radius if bulk else 0.0)
                 parts["forget_away"] = away_margin(z, mu_known, mu_unknown, kind.margin, refs.scale_sq)
             if cfg.space in ("code+residual", "residual"):
-                parts["forget_residual"] = _pull(x.float(), kind.resid_mu_unknown.to(device), refs.resid_scale_sq)
+                parts["forget_residual"] = _pull(x.float(), kind.resid_mu_unknown.to(device), refs.resid_scale_sq,
+                                                 kind.resid_radius if bulk else 0.0)
             if cfg.space == "code+error":
                 error = x.float() - ctx.sae.decode(ctx.sae.encode(x.to(sae_dtype))).float()
                 parts["forget_error"] = (error - refs.error_mu_unknown.to(device)).pow(2).sum(-1).mean() / refs.resid_scale_sq
@@ -198,6 +205,9 @@ class SaeAlign(Objective):
         terms["forget"] = forget if torch.is_tensor(forget) else torch.zeros((), device=device)
         terms["retain"] = retain_drift(ctx, cfg.retain_positions)
         terms["total"] = terms["forget"] + cfg.lambda_retain * terms["retain"]
+        if cfg.lambda_name > 0 and ctx.batches.names is not None:
+            terms["name"] = mean_nll(ctx.model, ctx.batches.names.to(device))
+            terms["total"] = terms["total"] + cfg.lambda_name * terms["name"]
         return terms
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UserError
-from .methods import METHODS, POSITIONS, RETAIN_POSITIONS, SPACES
+from .methods import METHODS, POSITIONS, PULLS, RETAIN_POSITIONS, SPACES
 from .settings import Settings, setting
 
 TRAINABLE = ("mlp", "all", "lora")
@@ -47,6 +47,12 @@ class TrainConfig(Settings):
                              choices=POSITIONS, methods=ALIGN)
     space: str = setting("code+residual", help="where the pull happens: the SAE code; plus the SAE's reconstruction "
                          "error; plus the residual stream; or the residual stream alone", choices=SPACES, methods=ALIGN)
+    pull: str = setting("centroid", help="how far the pull goes: onto the unknown references' centroid, or only into "
+                        "their bulk (it stops at their median distance from the centroid, so the target is not "
+                        "collapsed onto one point)", choices=PULLS, methods=ALIGN)
+    lambda_name: float = setting(0.0, help="λ_name: weight of keeping the target's name writable (the model still "
+                                 "copies the name from a question, as it does for unknown entities); 0 is off",
+                                 minimum=0.0, methods=ALIGN, label="λ name")
     lambda_space: float = setting(1.0, help="weight of the residual or error term when the space adds one",
                                   minimum=0.0, methods=ALIGN, label="λ space", advanced=True)
     retain_positions: str = setting("last", help="which tokens of the retain prompts keep their original activations: "

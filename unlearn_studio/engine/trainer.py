@@ -16,6 +16,7 @@ import torch
 from ..errors import UserError
 from .entities import Entity, Templates, fill_template, generic_text
 from .events import Event, Finished, InitialState, Progress, StepProgress
+from .generation import adds_special_tokens, format_prompt
 from .hooks import HookPoint, capture_one, layer_container
 from .latents import References
 from .methods import METHODS
@@ -44,14 +45,16 @@ class TrainResult:
     message: str = ""
 
 
-def fact_token_batch(tokenizer, facts: Sequence[tuple[str, str]]) -> TokenBatch | None:
-    """``(prompt, answer)`` pairs as ``prompt + " " + answer`` with loss only on the answer tokens."""
+def fact_token_batch(tokenizer, facts: Sequence[tuple[str, str]], *, special_tokens: bool = True) -> TokenBatch | None:
+    """``(prompt, answer)`` pairs as ``prompt + " " + answer`` (no space after a prompt that ends in one, such as
+    a chat template's) with loss only on the answer tokens."""
     if not facts:
         return None
     rows = []
     for prompt, answer in facts:
-        prompt_ids = tokenizer(prompt)["input_ids"]
-        full_ids = tokenizer(prompt + " " + answer.strip())["input_ids"]
+        prompt_ids = tokenizer(prompt, add_special_tokens=special_tokens)["input_ids"]
+        joiner = "" if prompt[-1:].isspace() else " "
+        full_ids = tokenizer(prompt + joiner + answer.strip(), add_special_tokens=special_tokens)["input_ids"]
         rows.append((full_ids, len(prompt_ids)))
     longest = max(len(ids) for ids, _ in rows)
     pad = tokenizer.pad_token_id or 0
@@ -63,6 +66,16 @@ def fact_token_batch(tokenizer, facts: Sequence[tuple[str, str]]) -> TokenBatch 
         mask[row, : len(full)] = 1
         labels[row, start: len(full)] = torch.tensor(full[start:])
     return TokenBatch(ids, mask, labels)
+
+
+NAME_TEMPLATES = 4  # training templates per target for the name-copy term
+
+
+def name_copy_batch(tokenizer, names: Sequence[str], templates: Sequence[str]) -> TokenBatch | None:
+    """Chat questions about each name (training templates only) answered with the name itself: what λ_name keeps
+    likely, so the unlearned model still writes the target's name as it writes an unknown entity's."""
+    pairs = [(format_prompt(tokenizer, fill_template(t, name)[0], chat=True), name) for name in names for t in templates]
+    return fact_token_batch(tokenizer, pairs, special_tokens=adds_special_tokens(tokenizer, chat=True))
 
 
 def _fact_context_prompts(entities: Sequence[Entity]) -> list[tuple[str, int, int]]:
@@ -110,7 +123,10 @@ def prepare_batches(model, tokenizer, hook: HookPoint, plan: UnlearningPlan, con
     if forget_facts is not None:
         with torch.no_grad():
             original_logp = sequence_logp(model, forget_facts.to(device)).cpu()
-    return RunBatches(forget, retain, retain_original, retain_text, retain_text_original.cpu(), forget_facts, retain_facts, original_logp)
+    names = (name_copy_batch(tokenizer, [t.name for t in plan.targets], plan.templates.train[:NAME_TEMPLATES])
+             if config.lambda_name > 0 else None)
+    return RunBatches(forget, retain, retain_original, retain_text, retain_text_original.cpu(), forget_facts, retain_facts,
+                      original_logp, names)
 
 
 def select_parameters(model, hook: HookPoint, config: TrainConfig) -> list[torch.nn.Parameter]:
