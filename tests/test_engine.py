@@ -69,14 +69,6 @@ def test_the_name_term_is_reported_and_weighted_when_asked_for(session):
     assert losses["total"] == pytest.approx(losses["forget"] + losses["retain"] + 2.0 * losses["name"], rel=1e-5)
 
 
-def test_keep_identity_holds_the_name_span_from_the_first_step(session):
-    steps = _steps(events_of(session, tiny_request(session, keep_identity=True, steps=4, lr=1e-3)))
-    assert steps[0].losses["identity"] == pytest.approx(0.0, abs=1e-6)  # θ0 is where the span is held
-    assert steps[-1].losses["forget_residual"] < steps[0].losses["forget_residual"]
-    assert steps[0].losses["forget"] == pytest.approx(steps[0].losses["forget_code"] + 0.5 * steps[0].losses["forget_away"]
-                                                      + steps[0].losses["forget_residual"] + steps[0].losses["identity"], rel=1e-5)
-
-
 def test_the_name_batch_asks_training_templates_and_scores_only_the_name(session):
     templates = session.entity_data()[2].train[: trainer_module.NAME_TEMPLATES]
     batch = trainer_module.name_copy_batch(session.tokenizer, ["Eiffel Tower"], templates)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from unlearn_studio.engine.latents import build_references
-from unlearn_studio.engine.objectives import _pull, _without, aligned_positions, away_margin, identity_basis
+from unlearn_studio.engine.objectives import _pull, aligned_positions, away_margin
 from unlearn_studio.engine.prompts import EntityBatch
 
 MU_KNOWN = torch.tensor([4.0, 0.0])
@@ -112,15 +112,3 @@ def test_the_bulk_radii_are_the_unknown_references_median_distances():
     # the identity SAE makes codes equal to residuals: the same radius in both spaces
     assert last.code_radius == pytest.approx(last_median) and last.resid_radius == pytest.approx(last_median)
     assert other.code_radius == pytest.approx(2.0) and other.resid_radius == pytest.approx(2.0)
-
-
-def test_the_identity_basis_spans_the_name_tokens_embeddings_and_nothing_else():
-    embedding = torch.nn.Embedding(5, 4)
-    embedding.weight.data = torch.tensor([[1.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 3.0, 0], [1.0, 1.0, 0, 0], [0, 0, 0, 1.0]])
-    model = torch.nn.Module()
-    model.get_input_embeddings = lambda: embedding
-    basis = identity_basis(model, torch.tensor([0, 1, 1]))  # a name of tokens 0 and 1 (one repeated)
-    assert basis.shape == (4, 2)
-    assert torch.allclose(_without(embedding.weight[[0, 1, 3]].detach(), basis), torch.zeros(3, 4), atol=1e-6)
-    other = embedding.weight[[2, 4]].detach()
-    assert torch.allclose(_without(other, basis), other)  # orthogonal directions are pulled as before

@@ -50,7 +50,6 @@ class RunBatches:
     retain_facts: TokenBatch | None
     forget_facts_original_logp: torch.Tensor | None
     names: TokenBatch | None = None  # chat questions about each target answered with its name (λ_name)
-    forget_original: torch.Tensor | None = None  # θ0 activations of the forget prompts (keep_identity)
 
 
 @dataclass
@@ -165,35 +164,10 @@ def aligned_positions(rows: EntityBatch, positions: str) -> tuple[torch.Tensor, 
     return torch.nonzero(mask, as_tuple=True)
 
 
-def identity_basis(model: torch.nn.Module, token_ids: torch.Tensor) -> torch.Tensor:
-    """An orthonormal basis ``[width, k]`` of the input embeddings of ``token_ids``: the direction in which a
-    position carries which token it is, what later layers copy when the model writes the name."""
-    rows = model.get_input_embeddings().weight[torch.unique(token_ids)].detach().float()
-    basis, _ = torch.linalg.qr(rows.T)
-    return basis
-
-
-def _without(values: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    return values - (values @ basis) @ basis.T
-
-
 @register("sae-align")
 class SaeAlign(Objective):
     """DESIGN.md §2: each aligned position pulled toward the unknown references' centroid of its kind (the
-    entity's last token, or its other tokens) and pushed along μ_K − μ_U to the unknown references' margin.
-
-    With ``keep_identity`` the residual pull leaves out the span of the name's token embeddings and holds that
-    part at θ0, so what the name *is* stays readable while what the model knows about it goes.
-    """
-
-    def __init__(self, config: TrainConfig) -> None:
-        super().__init__(config)
-        self._basis: torch.Tensor | None = None
-
-    def _identity(self, ctx: StepContext, rows: EntityBatch) -> torch.Tensor:
-        if self._basis is None:
-            self._basis = identity_basis(ctx.model, rows.input_ids[aligned_positions(rows, "all")])
-        return self._basis
+    entity's last token, or its other tokens) and pushed along μ_K − μ_U to the unknown references' margin."""
 
     def losses(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -205,11 +179,6 @@ class SaeAlign(Objective):
         x_all = acts[row_index, position]
         sae_dtype = next(ctx.sae.parameters()).dtype
         sums: dict[str, torch.Tensor] = {}
-        basis = self._identity(ctx, rows) if cfg.keep_identity else None
-        if basis is not None:
-            original = ctx.batches.forget_original.to(device)[row_index, position].float()
-            held = (x_all.float() - original) @ basis
-            sums["identity"] = (held.pow(2).sum(-1) / (original @ basis).pow(2).sum(-1).clamp_min(1e-6)).mean()
         for last in (True, False):
             x = x_all[is_last == last]
             if not len(x):
@@ -223,10 +192,8 @@ class SaeAlign(Objective):
                 parts["forget_code"] = _pull(z, mu_unknown, refs.scale_sq, kind.code_radius if bulk else 0.0)
                 parts["forget_away"] = away_margin(z, mu_known, mu_unknown, kind.margin, refs.scale_sq)
             if cfg.space in ("code+residual", "residual"):
-                resid, toward = x.float(), kind.resid_mu_unknown.to(device)
-                if basis is not None:
-                    resid, toward = _without(resid, basis), _without(toward, basis)
-                parts["forget_residual"] = _pull(resid, toward, refs.resid_scale_sq, kind.resid_radius if bulk else 0.0)
+                parts["forget_residual"] = _pull(x.float(), kind.resid_mu_unknown.to(device), refs.resid_scale_sq,
+                                                 kind.resid_radius if bulk else 0.0)
             if cfg.space == "code+error":
                 error = x.float() - ctx.sae.decode(ctx.sae.encode(x.to(sae_dtype))).float()
                 parts["forget_error"] = (error - refs.error_mu_unknown.to(device)).pow(2).sum(-1).mean() / refs.resid_scale_sq
@@ -235,7 +202,6 @@ class SaeAlign(Objective):
         terms = dict(sums)
         forget = terms.get("forget_code", 0.0) + cfg.lambda_away * terms.get("forget_away", 0.0)
         forget = forget + cfg.lambda_space * (terms.get("forget_residual", 0.0) + terms.get("forget_error", 0.0))
-        forget = forget + terms.get("identity", 0.0)
         terms["forget"] = forget if torch.is_tensor(forget) else torch.zeros((), device=device)
         terms["retain"] = retain_drift(ctx, cfg.retain_positions)
         terms["total"] = terms["forget"] + cfg.lambda_retain * terms["retain"]

@@ -53,9 +53,6 @@ class TrainConfig(Settings):
     lambda_name: float = setting(0.0, help="λ_name: weight of keeping the target's name writable (the model still "
                                  "copies the name from a question, as it does for unknown entities); 0 is off",
                                  minimum=0.0, methods=ALIGN, label="λ name")
-    keep_identity: bool = setting(False, help="leave the name's own tokens out of the residual pull and hold that "
-                                  "part at θ0 (the span of the name's token embeddings), so the model can still copy "
-                                  "the name", methods=ALIGN)
     lambda_space: float = setting(1.0, help="weight of the residual or error term when the space adds one",
                                   minimum=0.0, methods=ALIGN, label="λ space", advanced=True)
     retain_positions: str = setting("last", help="which tokens of the retain prompts keep their original activations: "

@@ -123,14 +123,10 @@ def prepare_batches(model, tokenizer, hook: HookPoint, plan: UnlearningPlan, con
     if forget_facts is not None:
         with torch.no_grad():
             original_logp = sequence_logp(model, forget_facts.to(device)).cpu()
-    forget_original = None
-    if config.keep_identity:
-        with torch.no_grad():
-            forget_original = capture_one(model, hook, forget.input_ids.to(device), forget.attention_mask.to(device)).float().cpu()
     names = (name_copy_batch(tokenizer, [t.name for t in plan.targets], plan.templates.train[:NAME_TEMPLATES])
              if config.lambda_name > 0 else None)
     return RunBatches(forget, retain, retain_original, retain_text, retain_text_original.cpu(), forget_facts, retain_facts,
-                      original_logp, names, forget_original)
+                      original_logp, names)
 
 
 def select_parameters(model, hook: HookPoint, config: TrainConfig) -> list[torch.nn.Parameter]:
