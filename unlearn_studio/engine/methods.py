@@ -31,7 +31,7 @@ def _declare(info: MethodInfo) -> None:
 
 
 _declare(MethodInfo("sae-align", "SAE-guided alignment (the paper): move the target's SAE code into the unknown-entity "
-                    "cluster while the retain activations stay put", 1e-4))
+                    "cluster while the retain activations stay put", 3e-4))
 _declare(MethodInfo("grad-ascent", "Baseline: gradient ascent on the target's fact answers (needs facts)", 2e-5,
                     needs_facts=True))
 _declare(MethodInfo("grad-diff", "Baseline: gradient ascent on the target's facts plus descent on retain facts "

@@ -1,8 +1,9 @@
 """Unlearning objectives behind one registry: ``sae-align`` (ours) and the suppression baselines.
 
 ``sae-align`` (DESIGN.md §2) moves the target's SAE code from the known cluster to
-the unknown one and keeps the retain set's activations at the hook; it only needs
-the forward pass up to the hook. The baselines (gradient ascent, GradDiff, NPO)
+the unknown one and keeps the retain set's activations at the hook; its alignment
+terms need only the forward pass up to the hook, its name term (λ_name) a full
+pass over a few short questions. The baselines (gradient ascent, GradDiff, NPO)
 act on the output distribution and need the full forward pass.
 """
 

@@ -50,7 +50,8 @@ class TrainConfig(Settings):
     pull: str = setting("centroid", help="how far the pull goes: onto the unknown references' centroid, or only into "
                         "their bulk (it stops at their median distance from the centroid, so the target is not "
                         "collapsed onto one point)", choices=PULLS, methods=ALIGN)
-    lambda_name: float = setting(0.0, help="λ_name: weight of keeping the target's name writable (the model still "
+    # Chosen on the tune split (docs/results.md): without it the target's name comes out garbled in chat.
+    lambda_name: float = setting(1.0, help="λ_name: weight of keeping the target's name writable (the model still "
                                  "copies the name from a question, as it does for unknown entities); 0 is off",
                                  minimum=0.0, methods=ALIGN, label="λ name")
     lambda_space: float = setting(1.0, help="weight of the residual or error term when the space adds one",
