@@ -296,7 +296,7 @@ def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unk
         known_owners=torch.tensor(known_owners, dtype=torch.long), unknown_owners=torch.tensor(unknown_owners, dtype=torch.long),
         other_mu_known=other_mu_known, other_mu_unknown=other_mu_unknown,
         other_resid_mu_known=known_other.float().mean(0) if both_other else known_acts.float().mean(0),
-        other_resid_mu_unknown=unknown_other.float().mean(0) if both_other else unknown_acts.float().mean(0),
+        other_resid_mu_unknown=other_resid.mean(0),
         other_unknown_margin=_median_distance(unknown_other_codes if both_other else unknown_codes, other_mu_known,
                                               other_mu_unknown).reshape(()),
         unknown_radii=unknown_radii,

@@ -22,7 +22,7 @@ from .latents import References
 from .methods import METHODS
 from .objectives import RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
 from .prompts import encode_entity_prompts, text_chunks
-from .run_config import TrainConfig
+from .run_config import ALIGN, TrainConfig
 from .target_state import measure_targets, prompt_batches
 from .weights import WeightsSnapshot
 
@@ -124,7 +124,7 @@ def prepare_batches(model, tokenizer, hook: HookPoint, plan: UnlearningPlan, con
         with torch.no_grad():
             original_logp = sequence_logp(model, forget_facts.to(device)).cpu()
     names = (name_copy_batch(tokenizer, [t.name for t in plan.targets], plan.templates.train[:NAME_TEMPLATES])
-             if config.lambda_name > 0 else None)
+             if config.lambda_name > 0 and config.method in ALIGN else None)
     return RunBatches(forget, retain, retain_original, retain_text, retain_text_original.cpu(), forget_facts, retain_facts,
                       original_logp, names)
 
