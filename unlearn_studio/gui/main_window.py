@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
 from .. import __version__
 from ..engine.run_config import TrainConfig  # torch-free
 from ..errors import UserError
+from . import gc_guard
 from .app_model import JOB_LABELS, MAP, RUN, AppModel
 from .panels.ask import AskPanel
 from .panels.audit import AuditPanel
@@ -49,6 +50,8 @@ class MainWindow(QMainWindow):
         self.sae_warning_box: QMessageBox | None = None
         self.accept_sae_warnings = False  # True: use an SAE made for another model without asking (scripts)
         self._closing = False
+        gc_guard.hold()  # worker threads must never destroy this window's Qt objects
+        self._holds_gc = True
 
         self.plots = LivePlots()
         self.audit = AuditPanel(self.model)
@@ -530,4 +533,7 @@ class MainWindow(QMainWindow):
             self.save_settings()
         except Exception:  # noqa: BLE001 - never block closing on settings
             pass
+        if self._holds_gc:
+            self._holds_gc = False
+            gc_guard.release()
         super().closeEvent(event)
