@@ -11,6 +11,7 @@ POSITIONS = ("last", "all")
 SPACES = ("code", "code+error", "code+residual", "residual")
 RETAIN_POSITIONS = ("last", "entity", "all")
 PULLS = ("centroid", "bulk")
+RETAIN_CHOICES = ("random", "nearest")
 
 
 @dataclass(frozen=True)
