@@ -223,3 +223,25 @@ def test_cli_facts_file_supplies_facts_for_the_named_targets_only(tiny_model_dir
     assert parsed.all_targets_in_file is True
     args = argparse.Namespace(facts=str(facts), target=["Somewhere Else"], all_targets_in_file=False)
     assert facts_for_targets(args) == [] and "using 0 of 3 entries; 3 other" in capsys.readouterr().err
+
+
+def test_the_data_key_follows_what_classification_asks_and_nothing_else(session):
+    """Rewriting a check's question or paraphrase keeps the caches; a new completion prompt or answer does not."""
+    from dataclasses import replace
+
+    saved = session.entity_data()
+    candidates, fictitious, templates = saved
+    first = candidates[0]
+    fact = first.facts[0]
+
+    def key_with(fact_now) -> str:
+        session._entity_data = ([replace(first, facts=(fact_now, *first.facts[1:])), *candidates[1:]], fictitious, templates)
+        try:
+            return session._data_key()
+        finally:
+            session._entity_data = saved
+
+    key = session._data_key()
+    assert key_with(replace(fact, question="A question no model was asked before?", paraphrases=("Another",))) == key
+    assert key_with(replace(fact, prompt=fact.prompt + " (rewritten)")) != key
+    assert key_with(replace(fact, answers=(*fact.answers, "a new alias"))) != key

@@ -6,6 +6,7 @@ Both front ends (the CLI and the GUI's workers) go through this module only.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 import threading
@@ -33,7 +34,7 @@ from .jobs import JobCancelled, ProgressCallback
 from .latents import References, compute_references, references_cache_key
 from .models import LoadedModel, load_model, weights_fingerprint
 from .provenance import provenance as make_provenance
-from .paths import cache_dir, resources_dir
+from .paths import cache_dir
 from .runs import RunFolder, save_model_folder
 from .saes import LoadedSae, check_sae_fits_model, load_sae
 from .fact_checks import check_key
@@ -182,10 +183,16 @@ class Session:
         return self._lesser_known
 
     def _data_key(self) -> str:
-        folder = resources_dir() / "entities"
-        digest = hashlib.sha256(b"copied-answers-dropped")  # bump when the loaders change what facts mean
-        for path in sorted(folder.glob("*.json")):
-            digest.update(path.read_bytes())
+        """What cached known-ness was measured on: every entity's name, type, split and completion facts.
+
+        Classification asks the completion prompts only, so rewriting another form of a check (a question,
+        a paraphrase, a passage) keeps the caches; reference statistics have keys of their own.
+        """
+        candidates, fictitious, _ = self.entity_data()
+        payload = [[[e.name, e.type, e.split, [[f.prompt, list(f.answers)] for f in e.facts]] for e in group]
+                   for group in (candidates, self.lesser_known(), fictitious)]
+        digest = hashlib.sha256(b"classification-inputs-1")  # bump when the loaders change what facts mean
+        digest.update(json.dumps(payload).encode())
         return digest.hexdigest()[:12]
 
     @property
