@@ -71,7 +71,8 @@ def test_report_records_the_protocol(report):
     for when in ("before", "after"):
         measured = report[when]
         for key in ("forget_accuracy", "forget_accuracy_by_form", "stand_in_accuracy", "retain_accuracy",
-                    "neighbour_retain_accuracy", "name_fidelity", "target_unknown_percentile", "target_p_known"):
+                    "neighbour_retain_accuracy", "linked_accuracy", "name_fidelity", "target_unknown_percentile",
+                    "target_p_known"):
             assert key in measured, (when, key)
         assert "completion" in measured["forget_accuracy_by_form"]
         assert set(measured["forget_accuracy_by_form"]) >= {"paraphrase", "chat", "reverse", "role_play"}
@@ -134,3 +135,45 @@ def test_rmu_pushes_the_target_toward_a_fixed_random_direction(session):
     session.reset()
     steps = [e for e in result if type(e).__name__ == "StepProgress"]
     assert len(steps) == 4 and steps[-1].losses["forget"] < steps[0].losses["forget"]
+
+
+DOYLE = Entity("Arthur Conan Doyle", "person", (
+    Fact("Arthur Conan Doyle created the detective Sherlock", ("Holmes",), question="Which detective did Arthur Conan Doyle create?"),
+    Fact("Arthur Conan Doyle was born in the country of", ("Scotland",)),
+    Fact("The famous detective of Arthur Conan Doyle lived in the city of", ("London",)),
+))
+HOLMES = Entity("Sherlock Holmes", "person", reverse=(ReverseQuery("The detective of Baker Street is", ("Sherlock Holmes", "Holmes")),))
+
+
+def test_a_retain_check_that_asks_about_the_target_is_linked_not_retain():
+    """Doyle's detective is a question about Sherlock Holmes: forgetting him must fail it, so it is no damage to Doyle."""
+    checks = fact_checks_module.about_targets(fact_checks([DOYLE], "neighbour"), [HOLMES])
+    roles = {(c.prompt, c.form): c.role for c in checks}
+    assert roles[("Arthur Conan Doyle created the detective Sherlock", "completion")] == "linked"
+    assert roles[("Which detective did Arthur Conan Doyle create?", "chat")] == "linked"
+    assert roles[("Arthur Conan Doyle was born in the country of", "completion")] == "neighbour"
+    assert roles[("The famous detective of Arthur Conan Doyle lived in the city of", "completion")] == "neighbour"
+    # By alias too: a reverse answer ("Einstein") names the target; an unrelated target links nothing.
+    einstein_checks = fact_checks([Entity("Mileva Maric", "person", (Fact("Mileva Maric married", ("Einstein",)),))], "retain")
+    assert [c.role for c in fact_checks_module.about_targets(einstein_checks, [EINSTEIN])] == ["linked"]
+    assert {c.role for c in fact_checks_module.about_targets(fact_checks([DOYLE], "retain"), [EINSTEIN])} == {"retain"}
+
+
+def test_linked_checks_are_reported_apart_from_retain(session, monkeypatch):
+    """In a real evaluation the linked checks leave retain and neighbour retain and get their own share."""
+    from unlearn_studio.engine.evaluate import evaluate
+
+    def holmes_for_every_detective(model, tokenizer, prompts, max_new_tokens, chat):  # noqa: ANN001
+        return [" Holmes" if "detective" in p else " Scotland" for p in prompts]
+
+    monkeypatch.setattr(fact_checks_module, "complete", holmes_for_every_detective)
+    known, unknown = session.reference_entities(["Sherlock Holmes"], verify=False, limit=12)
+    refs = session.references(known, unknown)
+    templates = session.entity_data()[2]
+    result = evaluate(session.model, session.tokenizer, session.sae.sae, session.hook, refs, [HOLMES], [DOYLE],
+                      templates, neighbours=[DOYLE])
+    roles = [r.check.role for r in result.facts]
+    assert roles.count("linked") == 2 * 4  # two Doyle checks in retain and in neighbours; chat brings 3 forms
+    assert result.linked_accuracy == 1.0
+    # Left: "born in" (right) and "lived in the city of" (" Holmes": wrong), each in retain and in neighbours.
+    assert result.retain_accuracy_by_form == {"completion": 0.5} and result.neighbour_retain_accuracy == 0.5

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .entities import Entity, Fact, answer_matches
 from .generation import complete
@@ -43,7 +43,7 @@ HEADLINE_FORMS = tuple(name for name, form in FORMS.items() if not form.trained_
 @dataclass(frozen=True)
 class FactCheck:
     entity: str
-    role: str  # forget | retain | neighbour
+    role: str  # forget | retain | neighbour | linked (see about_targets)
     form: str  # a key of FORMS
     prompt: str
     answers: tuple[str, ...]
@@ -89,6 +89,29 @@ def fact_checks(entities: Sequence[Entity], role: str, *, forms: Sequence[str] =
         if "reverse" in wanted:
             checks += [FactCheck(entity.name, role, "reverse", q.prompt, q.answers) for q in entity.reverse]
     return checks
+
+
+def target_aliases(targets: Sequence[Entity]) -> list[str]:
+    """Every name a target goes by: its own and the answers of its reverse queries ("Einstein")."""
+    return sorted({name for t in targets for name in (t.name, *(a for q in t.reverse for a in q.answers))})
+
+
+def names_a_target(check: FactCheck, aliases: Sequence[str]) -> bool:
+    """Whether the check's prompt or one of its answers names a target (whole words, as answers are judged)."""
+    return (answer_matches(check.prompt, aliases)
+            or any(answer_matches(alias, check.answers) or answer_matches(answer, aliases)
+                   for alias in aliases for answer in check.answers))
+
+
+def about_targets(checks: Sequence[FactCheck], targets: Sequence[Entity]) -> list[FactCheck]:
+    """Retain and neighbour checks whose prompt or answer names a target get the role ``linked``.
+
+    "Arthur Conan Doyle created the detective Sherlock" → "Holmes" is a question about Sherlock Holmes: a
+    model that forgot him must fail it, so it is no evidence of damage to Doyle. Linked checks are reported
+    apart and never counted in retain or neighbour retain.
+    """
+    aliases = target_aliases(targets)
+    return [replace(c, role="linked") if aliases and names_a_target(c, aliases) else c for c in checks]
 
 
 def run_fact_checks(model, tokenizer, checks: Sequence[FactCheck], cancel: threading.Event | None = None,

@@ -17,6 +17,13 @@ def _pct(value: object) -> str:
     return "not measured" if value is None else f"{100 * float(value):.0f} %"
 
 
+def _linked(before: dict, after: dict) -> str:
+    """Retain checks that ask about a target through another entity ("Doyle created the detective …"): kept apart."""
+    if before.get("linked_accuracy") is None:
+        return ""
+    return f" (questions that name a target, not counted: {_pct(before['linked_accuracy'])} → {_pct(after.get('linked_accuracy'))})"
+
+
 def _floor(before: dict) -> str:
     if before.get("stand_in_accuracy") is None:
         return ""
@@ -72,7 +79,8 @@ class FactsPanel(QWidget):
                 f"{_floor(before)}, completion prompts {_pct(_form(before, 'completion'))} → "
                 f"{_pct(_form(after, 'completion'))}, name written {_pct(before.get('name_fidelity'))} → {_pct(after.get('name_fidelity'))} · "
                 f"<b>Retain</b> facts right {_pct(before.get('retain_accuracy'))} → {_pct(after.get('retain_accuracy'))}, "
-                f"neighbours {_pct(before.get('neighbour_retain_accuracy'))} → {_pct(after.get('neighbour_retain_accuracy'))} · "
+                f"neighbours {_pct(before.get('neighbour_retain_accuracy'))} → {_pct(after.get('neighbour_retain_accuracy'))}"
+                f"{_linked(before, after)} · "
                 f"<b>Perplexity</b> {_num(before.get('perplexity'), '.1f')} → {_num(after.get('perplexity'), '.1f')}")
             self.summary.setToolTip("Facts right per form (the headline is the mean over the forms no method trains "
                                     "on, so not “completion”): " + _by_form(before, after))
