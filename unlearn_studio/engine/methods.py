@@ -11,7 +11,6 @@ POSITIONS = ("last", "all")
 SPACES = ("code", "code+error", "code+residual", "residual")
 RETAIN_POSITIONS = ("last", "entity", "all")
 PULLS = ("centroid", "bulk")
-RETAIN_CHOICES = ("random", "nearest")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UserError
-from .methods import METHODS, POSITIONS, PULLS, RETAIN_CHOICES, RETAIN_POSITIONS, SPACES
+from .methods import METHODS, POSITIONS, PULLS, RETAIN_POSITIONS, SPACES
 from .settings import Settings, setting
 
 TRAINABLE = ("mlp", "all", "lora")
@@ -69,10 +69,6 @@ class TrainConfig(Settings):
     beta: float = setting(0.1, help="NPO's β (inverse temperature of the preference loss)", minimum=0.001,
                           methods=("npo",), label="β")
     retain_entities: int = setting(24, help="retain entities held per run", minimum=1, advanced=True)
-    retain_choice: str = setting("random", help="which known entities are held: a random sample of the references, or "
-                                 "those whose original SAE code lies nearest the targets' (the ones a run drags along)",
-                                 choices=RETAIN_CHOICES, methods=("sae-align", "grad-diff", "rmu"), advanced=True,
-                                 label="Retain choice")
     retain_templates: int = setting(4, help="training templates per retain entity", minimum=1, advanced=True)
     retain_text_chunks: int = setting(4, help="chunks of generic text held per step", minimum=1, advanced=True)
 

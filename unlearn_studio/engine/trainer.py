@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -21,7 +22,6 @@ from .latents import References
 from .methods import METHODS
 from .objectives import RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
 from .prompts import encode_entity_prompts, text_chunks
-from .retain_choice import choose_retain
 from .run_config import ALIGN, TrainConfig
 from .target_state import measure_targets, prompt_batches
 from .weights import WeightsSnapshot
@@ -97,15 +97,15 @@ def _retain_text(tokenizer, chunks: int, length: int = 64) -> TokenBatch:
     return TokenBatch(tensor, mask, torch.full_like(tensor, -100))
 
 
-def prepare_batches(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: TrainConfig) -> RunBatches:
+def prepare_batches(model, tokenizer, hook: HookPoint, plan: UnlearningPlan, config: TrainConfig) -> RunBatches:
     """Tokenise the run's data and record θ0's activations and log-probs on it."""
     prompts = [fill_template(p, t.name) for t in plan.targets for p in plan.templates.train]
     if config.fact_contexts:
         prompts += _fact_context_prompts(plan.targets)
     forget = encode_entity_prompts(tokenizer, prompts)
+    rng = random.Random(config.seed)
+    retain_entities = rng.sample(plan.retain, min(config.retain_entities, len(plan.retain)))
     retain_templates = list(plan.templates.train[: config.retain_templates])
-    retain_entities = choose_retain(model, tokenizer, sae, hook, plan.targets, plan.retain, retain_templates,
-                                    config.retain_entities, config.retain_choice, config.seed)
     retain_prompts = [fill_template(p, e.name) for e in retain_entities for p in retain_templates]
     if config.retain_fact_prompts:
         retain_prompts += _fact_context_prompts(retain_entities)
@@ -162,7 +162,7 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
         raise UserError(f"{config.method} needs the targets' facts: give a facts file, pick listed entities, or use sae-align.")
     yield Progress("preparing the run's batches", 0.0)
     torch.manual_seed(config.seed)
-    batches = prepare_batches(model, tokenizer, sae, hook, plan, config)
+    batches = prepare_batches(model, tokenizer, hook, plan, config)
     heldout = prompt_batches(tokenizer, plan.targets, plan.templates.stop)
     ctx = StepContext(model, sae, hook, plan.references, batches)
     yield InitialState(measure_targets(model, sae, hook, plan.references, heldout))
