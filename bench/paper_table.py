@@ -23,10 +23,11 @@ from unlearn_studio.engine.methods import METHODS
 from unlearn_studio.engine.run_config import TrainConfig
 
 KEYS = ["target_p_known", "target_unknown_percentile", "forget_accuracy", "stand_in_accuracy", "retain_accuracy",
-        "neighbour_retain_accuracy", "name_fidelity", "perplexity"]
+        "neighbour_retain_accuracy", "linked_accuracy", "name_fidelity", "perplexity"]
 LABELS = {"target_p_known": "P(known)", "target_unknown_percentile": "unknown percentile",
           "forget_accuracy": "forget acc.", "stand_in_accuracy": "stand-in floor", "retain_accuracy": "retain acc.",
-          "neighbour_retain_accuracy": "neighbour retain", "name_fidelity": "name fidelity", "perplexity": "perplexity"}
+          "neighbour_retain_accuracy": "neighbour retain", "linked_accuracy": "linked questions",
+          "name_fidelity": "name fidelity", "perplexity": "perplexity"}
 
 
 def mean_sd(values: list[float]) -> str:
