@@ -9,6 +9,8 @@ from ..app_model import AppModel
 
 COLUMNS = ("Entity", "Role", "Form", "Prompt", "Stand-ins", "Before", "After")
 RIGHT, WRONG = "✔", "✘"
+LINKED_TIP = ("A question about the target asked through another entity (its prompt or answer names the target): "
+              "a model that forgot the target should fail it, so it is not counted as retain.")
 STAND_IN_TIP = ("Share of fictitious stand-ins (the target's name replaced) the original model answers this check "
                 "for: what “answered like an unknown entity” scores. High means the prompt gives its answer away.")
 
@@ -97,6 +99,8 @@ class FactsPanel(QWidget):
                      f"{RIGHT if row.get('after_correct') else WRONG} {str(row.get('after', '')).strip()}"]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text.replace("\n", " ")[:120])
+                if column == 1 and text == "linked":
+                    item.setToolTip(LINKED_TIP)
                 if column == 4:
                     item.setToolTip(STAND_IN_TIP)
                 if column == 3:

@@ -1,0 +1,24 @@
+"""The Facts before/after panel of the main window shows linked questions apart from retain."""
+
+from __future__ import annotations
+
+from tests.gui.test_main_window import open_window
+
+MEASURED = {"target_p_known": 0.9, "target_unknown_fraction": 0.0, "forget_accuracy": 0.8, "retain_accuracy": 0.7,
+            "neighbour_retain_accuracy": 0.6, "perplexity": 27.7, "forget_accuracy_by_form": {}}
+
+
+def test_linked_questions_are_shown_apart_with_their_meaning(qtbot, isolated_data_dir):
+    win = open_window(qtbot)
+    row = {"entity": "Arthur Conan Doyle", "role": "linked", "form": "completion", "answers": ["Holmes"],
+           "prompt": "Arthur Conan Doyle created the detective Sherlock", "before": " Holmes", "before_correct": True,
+           "after": " Watson", "after_correct": False}
+    report = {"fact_table": [row], "before": {**MEASURED, "linked_accuracy": 1.0},
+              "after": {**MEASURED, "linked_accuracy": 0.0}}
+    win.facts.show_report(report)
+    assert "questions that name a target, not counted: 100 % → 0 %" in win.facts.summary.text()
+    role = win.facts.table.item(0, 1)
+    assert role.text() == "linked" and "not counted as retain" in role.toolTip()
+    # A report from before linked questions existed shows no such clause.
+    win.facts.show_report({"fact_table": [], "before": MEASURED, "after": MEASURED})
+    assert "name a target" not in win.facts.summary.text()
