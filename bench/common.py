@@ -33,15 +33,18 @@ def split_targets(session: Session, split: str) -> list[str]:
     return [e.name for e in session.entity_data()[0] if e.split == split and status.get(e.name) == "known"]
 
 
-def run_row(session: Session, setting: str, config: TrainConfig, target: str, split: str, befores: dict,
+def run_row(session: Session, setting: str, config: TrainConfig, target: str | list[str], split: str, befores: dict,
             retain_eval_entities: int | None = None) -> dict[str, Any]:
-    """Reset, unlearn ``target`` with ``config``, measure before (cached per target) and after: one row.
+    """Reset, unlearn ``target`` (one name, or several in one run) with ``config``, measure before (cached per
+    target) and after: one row.
 
     ``retain_eval_entities`` measures retain on the first that many of the fixed retain set (the same for every
     method and target), where the whole set does not fit the time; the row lists which.
     """
+    names = [target] if isinstance(target, str) else list(target)
+    target = ", ".join(names)
     session.reset()
-    entities = session.resolve_targets([target])
+    entities = session.resolve_targets(names)
     request = UnlearnRequest(targets=entities, config=config, before=befores.get(target),
                              retain_eval_entities=retain_eval_entities)
     started = time.perf_counter()
@@ -53,7 +56,7 @@ def run_row(session: Session, setting: str, config: TrainConfig, target: str, sp
             befores.setdefault(target, event.result.before)
             session.reset()
             return {"setting": setting, "method": config.method, "lr": config.learning_rate, "steps": report["steps"],
-                    "split": split, "target": target, "stopped": report["stopped"],
+                    "split": split, "target": target, "targets": names, "stopped": report["stopped"],
                     "seconds": round(time.perf_counter() - started, 1), "config": config.to_dict(),
                     "before": report["before"], "after": report["after"], "facts": report["fact_table"],
                     "retain_evaluation": report["retain_evaluation"], "neighbours": report["neighbours"],

@@ -4,6 +4,7 @@
     python bench/paper_table.py --from-pareto bench/results/pareto.json   # each at its best lr on tune, on eval
     python bench/paper_table.py --split tune --setting last='{"positions": "last"}' --methods sae-align
     python bench/paper_table.py --merge bench/results/paper_table.rows.jsonl   # rebuild the table from rows
+    python bench/paper_table.py --methods sae-align --together --targets A B C D E   # five targets in one run
 
 Writes bench/results/paper_table.json and the markdown table (stdout, and --markdown FILE). Every row says the
 split it was measured on; the headline is the eval split, which no setting was ever chosen on (DESIGN.md §8).
@@ -72,6 +73,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--split", default="eval", choices=SPLITS)
     parser.add_argument("--targets", nargs="+", help="default: the split's entities the model knows")
+    parser.add_argument("--together", action="store_true", help="unlearn all the targets in one run (one row)")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--setting", action="append", default=[],
                         help="NAME=JSON of run settings, tried with every method given (default: 'default={}')")
@@ -109,7 +111,7 @@ def main() -> None:
     started = time.perf_counter()
     log = out.with_suffix(".rows.jsonl")
     for name, config in runs:
-        for target in targets:
+        for target in [targets] if args.together else targets:
             rows.append(run_row(session, name, config, target, args.split, befores, args.retain_eval_entities))
             append_row(log, rows[-1])
             print(summary_line(rows[-1]), flush=True)
