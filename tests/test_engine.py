@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from tests.engine_helpers import events_of, tiny_request, tiny_session
+from tests.engine_helpers import REFERENCE_LIMIT, events_of, tiny_request, tiny_session
 from unlearn_studio.engine import trainer as trainer_module
 from unlearn_studio.engine.entities import fill_template
 from unlearn_studio.engine.events import Cancelled, Failed, Finished, StepProgress
@@ -224,3 +224,13 @@ def test_retain_term_holds_the_chosen_tokens_of_the_retain_prompts(session, shif
         after = {p: float(retain_drift(ctx, p)) for p in RETAIN_POSITIONS}
     assert max(before.values()) < 1e-6
     assert {p for p, drift in after.items() if drift > 1e-3} == seen_by
+
+
+def test_the_exemplar_pull_names_the_typical_unknown_entity_and_runs(session):
+    from unlearn_studio.engine.events import Progress
+
+    events = events_of(session, tiny_request(session, pull="exemplar", steps=2))
+    assert isinstance(events[-1], Finished), events[-1]
+    said = [e.message for e in events if isinstance(e, Progress) and "typical unknown entity" in e.message]
+    _, unknown = session.reference_entities(["Eiffel Tower"], verify=False, limit=REFERENCE_LIMIT)
+    assert len(said) == 1 and said[0].rsplit(": ", 1)[1] in {e.name for e in unknown}

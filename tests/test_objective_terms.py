@@ -112,3 +112,32 @@ def test_the_bulk_radii_are_the_unknown_references_median_distances():
     # the identity SAE makes codes equal to residuals: the same radius in both spaces
     assert last.code_radius == pytest.approx(last_median) and last.resid_radius == pytest.approx(last_median)
     assert other.code_radius == pytest.approx(2.0) and other.resid_radius == pytest.approx(2.0)
+
+
+def test_the_exemplar_pull_aims_at_the_typical_unknown_entitys_mean_code_and_residual():
+    from types import SimpleNamespace
+
+    from unlearn_studio.engine.objectives import pull_goals
+
+    rows_last = torch.tensor([[1.0, 3.0], [3.0, 5.0]])  # mean (2, 4)
+    batches = SimpleNamespace(exemplar={True: rows_last, False: torch.zeros((0, 2))})
+    ctx = SimpleNamespace(batches=batches, sae=IdentitySae())
+    centroid, resid_centroid = torch.tensor([0.5, 0.5]), torch.tensor([9.0, 9.0])
+    code_goal, resid_goal = pull_goals(ctx, True, centroid, resid_centroid)
+    assert code_goal.tolist() == [2.0, 4.0] and resid_goal.tolist() == [2.0, 4.0]
+    # A name without other tokens, or no exemplar at all: the centroids, as pull=centroid.
+    assert [g.tolist() for g in pull_goals(ctx, False, centroid, resid_centroid)] == [[0.5, 0.5], [9.0, 9.0]]
+    ctx.batches = SimpleNamespace(exemplar=None)
+    assert [g.tolist() for g in pull_goals(ctx, True, centroid, resid_centroid)] == [[0.5, 0.5], [9.0, 9.0]]
+    # The pull toward that goal is the plain squared distance: from (2, 6) to (2, 4) costs 4 / s².
+    assert _pull(torch.tensor([[2.0, 6.0]]), code_goal, scale_sq=16.0).item() == pytest.approx(4 / 16)
+
+
+def test_the_typical_unknown_entity_is_the_one_at_the_median_distance(monkeypatch):
+    from unlearn_studio.engine import exemplar
+
+    means = {"Near": [1.0, 0.0], "Median": [3.0, 0.0], "Far": [-8.0, 0.0], "Mid": [4.0, 0.0]}  # centroid (0, 0)
+    monkeypatch.setattr(exemplar, "name_activations",
+                        lambda model, tokenizer, hook, name, templates: {True: torch.tensor([means[name]] * 2)})
+    # distances 1, 3, 8, 4: sorted 1 (Near), 3 (Median), 4 (Mid), 8 (Far); the lower median is the 2nd
+    assert exemplar.typical_unknown(None, None, None, list(means), ["t"]) == "Median"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 POSITIONS = ("last", "all")
 SPACES = ("code", "code+error", "code+residual", "residual")
 RETAIN_POSITIONS = ("last", "entity", "all")
-PULLS = ("centroid", "bulk")
+PULLS = ("centroid", "bulk", "exemplar")
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ class RunBatches:
     retain_facts: TokenBatch | None
     forget_facts_original_logp: torch.Tensor | None
     names: TokenBatch | None = None  # chat questions about each target answered with its name (λ_name)
+    # pull=exemplar: θ0 activations of one typical unknown entity at its last name token (True) and other name tokens
+    exemplar: dict[bool, torch.Tensor] | None = None
+    exemplar_name: str | None = None
 
 
 @dataclass
@@ -165,6 +168,20 @@ def aligned_positions(rows: EntityBatch, positions: str) -> tuple[torch.Tensor, 
     return torch.nonzero(mask, as_tuple=True)
 
 
+def pull_goals(ctx: StepContext, last: bool, mu_unknown: torch.Tensor,
+               resid_mu_unknown: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where one position kind is pulled: the unknown centroids, or (pull=exemplar) the typical unknown entity's mean
+    code and residual at that kind of token (the centroids where its name has no token of that kind)."""
+    exemplar = ctx.batches.exemplar
+    rows = exemplar.get(last) if exemplar else None
+    if rows is None or not len(rows):
+        return mu_unknown, resid_mu_unknown
+    device = mu_unknown.device
+    with torch.no_grad():
+        codes = ctx.sae.encode(rows.to(device, next(ctx.sae.parameters()).dtype)).float()
+    return codes.mean(0), rows.to(device).float().mean(0)
+
+
 @register("sae-align")
 class SaeAlign(Objective):
     """DESIGN.md §2: each aligned position pulled toward the unknown references' centroid of its kind (the
@@ -188,12 +205,13 @@ class SaeAlign(Objective):
             mu_known, mu_unknown = kind.mu_known.to(device), kind.mu_unknown.to(device)
             parts: dict[str, torch.Tensor] = {}
             bulk = cfg.pull == "bulk"
+            code_goal, resid_goal = pull_goals(ctx, last, mu_unknown, kind.resid_mu_unknown.to(device))
             if cfg.space != "residual":
                 z = ctx.sae.encode(x.to(sae_dtype)).float()
-                parts["forget_code"] = _pull(z, mu_unknown, refs.scale_sq, kind.code_radius if bulk else 0.0)
+                parts["forget_code"] = _pull(z, code_goal, refs.scale_sq, kind.code_radius if bulk else 0.0)
                 parts["forget_away"] = away_margin(z, mu_known, mu_unknown, kind.margin, refs.scale_sq)
             if cfg.space in ("code+residual", "residual"):
-                parts["forget_residual"] = _pull(x.float(), kind.resid_mu_unknown.to(device), refs.resid_scale_sq,
+                parts["forget_residual"] = _pull(x.float(), resid_goal, refs.resid_scale_sq,
                                                  kind.resid_radius if bulk else 0.0)
             if cfg.space == "code+error":
                 error = x.float() - ctx.sae.decode(ctx.sae.encode(x.to(sae_dtype))).float()

@@ -47,9 +47,10 @@ class TrainConfig(Settings):
                              choices=POSITIONS, methods=ALIGN)
     space: str = setting("code+residual", help="where the pull happens: the SAE code; plus the SAE's reconstruction "
                          "error; plus the residual stream; or the residual stream alone", choices=SPACES, methods=ALIGN)
-    pull: str = setting("centroid", help="how far the pull goes: onto the unknown references' centroid, or only into "
-                        "their bulk (it stops at their median distance from the centroid, so the target is not "
-                        "collapsed onto one point)", choices=PULLS, methods=ALIGN)
+    pull: str = setting("centroid", help="where the pull goes: onto the unknown references' centroid; only into "
+                        "their bulk (it stops at their median distance from the centroid); or onto one typical "
+                        "unknown entity (the reference at the median distance), so the target is not collapsed "
+                        "onto one point no entity occupies", choices=PULLS, methods=ALIGN)
     # Chosen on the tune split (docs/results.md): without it the target's name comes out garbled in chat.
     lambda_name: float = setting(1.0, help="λ_name: weight of keeping the target's name writable (the model still "
                                  "copies the name from a question, as it does for unknown entities); 0 is off",
