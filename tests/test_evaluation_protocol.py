@@ -138,11 +138,13 @@ def test_rmu_pushes_the_target_toward_a_fixed_random_direction(session):
 
 
 DOYLE = Entity("Arthur Conan Doyle", "person", (
-    Fact("Arthur Conan Doyle created the detective Sherlock", ("Holmes",), question="Which detective did Arthur Conan Doyle create?"),
+    Fact("Arthur Conan Doyle created the detective Sherlock", ("Holmes",),
+         question="Which detective did Arthur Conan Doyle create?"),
     Fact("Arthur Conan Doyle was born in the country of", ("Scotland",)),
     Fact("The famous detective of Arthur Conan Doyle lived in the city of", ("London",)),
 ))
-HOLMES = Entity("Sherlock Holmes", "person", reverse=(ReverseQuery("The detective of Baker Street is", ("Sherlock Holmes", "Holmes")),))
+HOLMES = Entity("Sherlock Holmes", "person",
+                reverse=(ReverseQuery("The detective of Baker Street is", ("Sherlock Holmes", "Holmes")),))
 
 
 def test_a_retain_check_that_asks_about_the_target_is_linked_not_retain():

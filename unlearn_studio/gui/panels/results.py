@@ -23,7 +23,8 @@ def _linked(before: dict, after: dict) -> str:
     """Retain checks that ask about a target through another entity ("Doyle created the detective …"): kept apart."""
     if before.get("linked_accuracy") is None:
         return ""
-    return f" (questions that name a target, not counted: {_pct(before['linked_accuracy'])} → {_pct(after.get('linked_accuracy'))})"
+    shares = f"{_pct(before['linked_accuracy'])} → {_pct(after.get('linked_accuracy'))}"
+    return f" (questions that name a target, not counted: {shares})"
 
 
 def _floor(before: dict) -> str:
