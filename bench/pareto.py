@@ -113,7 +113,7 @@ def plot(rows: list[dict], path: Path) -> None:
     item.setTitle(f"Tune split, {budget}-step budget: each point one learning rate (mean over targets)")
     for side in ("bottom", "left"):
         item.getAxis(side).enableAutoSIPrefix(False)  # accuracies, not milli-units
-    item.addLegend(offset=(-10, 10))
+    item.addLegend(offset=(-10, -10))  # bottom right: the points crowd the top (retain near its level before)
     item.showGrid(x=True, y=True, alpha=0.3)
     colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
     for index, method in enumerate(METHODS):

@@ -7,6 +7,7 @@ replaced by the six stand-ins of engine/stand_ins.py (pick_stand_ins). The goal:
 six answers any check.
 
     PYTHONPATH=$PWD python scripts/stand_in_floor.py --out /tmp/floor.json [--only "Eiffel Tower" ...]
+    PYTHONPATH=$PWD python scripts/stand_in_floor.py --reuse /tmp/floor.json --out /tmp/floor2.json   # after edits
 
 Prints the checks above the floor and, per form, the share of checks above it, the mean stand-in rate
 and the real entity's accuracy with θ0; writes every check to --out.
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="entity names, whatever their split (default: every entity of --splits)")
     parser.add_argument("--forms", nargs="+", help="forms of engine/fact_checks.py (default: every one)")
     parser.add_argument("--out", type=Path, help="JSON file for every check's result")
+    parser.add_argument("--reuse", type=Path, help="an earlier --out file: its checks (same entity, form, prompt and "
+                        "answers) are copied, only new or rewritten ones are asked")
     args = parser.parse_args(argv)
 
     import torch
@@ -56,6 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stand_ins = pick_stand_ins(entities, load_unknown_entities())
     checks = fact_checks(entities, "forget", forms=args.forms or tuple(FORMS))
+    earlier = {}
+    if args.reuse:
+        earlier = {(r["entity"], r["form"], r["prompt"], tuple(r["answers"])): r
+                   for r in json.loads(args.reuse.read_text())["checks"]}
+    reused = [earlier[key] for c in checks if (key := (c.entity, c.form, c.prompt, c.answers)) in earlier]
+    checks = [c for c in checks if (c.entity, c.form, c.prompt, c.answers) not in earlier]
+    if args.reuse:
+        print(f"{len(reused)} checks copied from {args.reuse}, {len(checks)} asked")
     asked: list[tuple[int, FactCheck]] = []
     for index, check in enumerate(checks):
         for name in stand_ins[check.entity]:
@@ -70,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     for index, check in asked:
         counts[index][0] += hit_of[check]
         counts[index][1] += 1
-    rows = [{"entity": c.entity, "form": c.form, "prompt": c.prompt, "answers": list(c.answers),
-             "theta0_correct": ok, "stand_ins_correct": n, "stand_ins_asked": m}
-            for c, ok, (n, m) in zip(checks, real, counts)]
+    rows = reused + [{"entity": c.entity, "form": c.form, "prompt": c.prompt, "answers": list(c.answers),
+                      "theta0_correct": ok, "stand_ins_correct": n, "stand_ins_asked": m}
+                     for c, ok, (n, m) in zip(checks, real, counts)]
     for row in rows:
         if row["stand_ins_correct"] > FLOOR:
             print(f"ABOVE FLOOR {row['stand_ins_correct']}/{row['stand_ins_asked']} [{row['form']}] "
