@@ -67,7 +67,7 @@ def bench_steps(session) -> dict:
     refs = session.references(known, unknown)
     config = TrainConfig()
     plan = UnlearningPlan(targets, known, session.entity_data()[2], refs)
-    batches = prepare_batches(session.model, session.tokenizer, session.hook, plan, config)
+    batches = prepare_batches(session.model, session.tokenizer, session.sae.sae, session.hook, plan, config)
     # The same tokens for both: the forget prompts, and one chunk of retain text that sae-align keeps in place.
     forget = batches.retain = batches.forget
     with torch.no_grad():

@@ -208,7 +208,7 @@ def test_retain_term_holds_the_chosen_tokens_of_the_retain_prompts(session, shif
     targets = session.resolve_targets(["Eiffel Tower"])
     known, unknown = session.reference_entities(["Eiffel Tower"], verify=False, limit=24)
     plan = UnlearningPlan(targets, known, session.entity_data()[2], session.references(known, unknown))
-    batches = prepare_batches(session.model, session.tokenizer, session.hook, plan, TrainConfig(retain_entities=4))
+    batches = prepare_batches(session.model, session.tokenizer, session.sae.sae, session.hook, plan, TrainConfig(retain_entities=4))
     ctx = StepContext(session.model, session.sae.sae, session.hook, plan.references, batches)
     rows = batches.retain
     last = torch.zeros_like(rows.entity_mask)

@@ -114,13 +114,16 @@ def test_the_bulk_radii_are_the_unknown_references_median_distances():
     assert other.code_radius == pytest.approx(2.0) and other.resid_radius == pytest.approx(2.0)
 
 
-def test_the_exemplar_pull_aims_at_the_typical_unknown_entitys_mean_code_and_residual():
+def test_the_exemplar_pull_aims_at_the_typical_unknown_entitys_mean_code_and_residual(monkeypatch):
     from types import SimpleNamespace
 
+    from unlearn_studio.engine import exemplar
     from unlearn_studio.engine.objectives import pull_goals
 
     rows_last = torch.tensor([[1.0, 3.0], [3.0, 5.0]])  # mean (2, 4)
-    batches = SimpleNamespace(exemplar={True: rows_last, False: torch.zeros((0, 2))})
+    monkeypatch.setattr(exemplar, "entity_batch", lambda tokenizer, entities, templates: (None, [0, 0]))
+    monkeypatch.setattr(exemplar, "entity_activations", lambda model, hook, batch: (rows_last, torch.zeros((0, 2))))
+    batches = SimpleNamespace(exemplar=exemplar.exemplar_goals(None, None, IdentitySae(), None, "U", ["t", "u"]))
     ctx = SimpleNamespace(batches=batches, sae=IdentitySae())
     centroid, resid_centroid = torch.tensor([0.5, 0.5]), torch.tensor([9.0, 9.0])
     code_goal, resid_goal = pull_goals(ctx, True, centroid, resid_centroid)
@@ -137,7 +140,10 @@ def test_the_typical_unknown_entity_is_the_one_at_the_median_distance(monkeypatc
     from unlearn_studio.engine import exemplar
 
     means = {"Near": [1.0, 0.0], "Median": [3.0, 0.0], "Far": [-8.0, 0.0], "Mid": [4.0, 0.0]}  # centroid (0, 0)
-    monkeypatch.setattr(exemplar, "name_activations",
-                        lambda model, tokenizer, hook, name, templates: {True: torch.tensor([means[name]] * 2)})
+    monkeypatch.setattr(exemplar, "entity_batch",
+                        lambda tokenizer, entities, templates: ([e.name for e in entities for _ in templates],
+                                                                [i for i in range(len(entities)) for _ in templates]))
+    monkeypatch.setattr(exemplar, "entity_activations",
+                        lambda model, hook, names: (torch.tensor([means[name] for name in names]), None))
     # distances 1, 3, 8, 4: sorted 1 (Near), 3 (Median), 4 (Mid), 8 (Far); the lower median is the 2nd
     assert exemplar.typical_unknown(None, None, None, list(means), ["t"]) == "Median"

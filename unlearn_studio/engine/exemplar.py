@@ -9,30 +9,40 @@ as "never heard of".
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-from .entities import fill_template
-from .hooks import HookPoint, capture_one
-from .prompts import encode_entity_prompts
+from .entities import Entity
+from .hooks import HookPoint
+from .latents import entity_activations, entity_batch, entity_means
 
 
-def name_activations(model, tokenizer, hook: HookPoint, name: str, templates: Sequence[str]) -> dict[bool, torch.Tensor]:
-    """Activations at ``hook`` at the name's last token (key True) and at its other tokens but position 0 (False)."""
-    batch = encode_entity_prompts(tokenizer, [fill_template(t, name) for t in templates])
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        acts = capture_one(model, hook, batch.input_ids.to(device), batch.attention_mask.to(device)).float().cpu()
-    last = torch.zeros_like(batch.entity_mask)
-    last[torch.arange(len(batch.last_entity_pos)), batch.last_entity_pos] = True
-    other = batch.entity_mask & ~last
-    last[:, 0] = other[:, 0] = False  # the attention sink is never aligned
-    return {True: acts[last], False: acts[other]}
+@dataclass(frozen=True)
+class Exemplar:
+    """The typical unknown entity and, per position kind (True: its name's last token; False: its other tokens),
+    θ0's mean SAE code and mean residual there: where sae-align pulls the target's positions of that kind."""
+
+    name: str
+    goals: dict[bool, tuple[torch.Tensor, torch.Tensor]]
 
 
 def typical_unknown(model, tokenizer, hook: HookPoint, names: Sequence[str], templates: Sequence[str]) -> str:
     """The name whose mean last-token activation lies at the median distance from the names' centroid."""
-    means = torch.stack([name_activations(model, tokenizer, hook, name, templates)[True].mean(0) for name in names])
-    distances = (means - means.mean(0)).norm(dim=-1)
-    order = torch.argsort(distances, stable=True)
+    batch, owners = entity_batch(tokenizer, [Entity(name) for name in names], templates)
+    means = entity_means(entity_activations(model, hook, batch)[0], owners, len(names))
+    order = torch.argsort((means - means.mean(0)).norm(dim=-1), stable=True)
     return names[int(order[(len(names) - 1) // 2])]
+
+
+def exemplar_goals(model, tokenizer, sae, hook: HookPoint, name: str, templates: Sequence[str]) -> Exemplar:
+    """θ0's mean code and residual of ``name`` per position kind (a kind its name lacks is left out)."""
+    last, other = entity_activations(model, hook, entity_batch(tokenizer, [Entity(name)], templates)[0])
+    parameter = next(sae.parameters())
+    goals = {}
+    with torch.no_grad():
+        for kind, rows in ((True, last), (False, other)):
+            if len(rows):
+                codes = sae.encode(rows.to(parameter.device, parameter.dtype)).float().cpu()
+                goals[kind] = (codes.mean(0), rows.mean(0))
+    return Exemplar(name, goals)

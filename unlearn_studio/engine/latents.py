@@ -222,7 +222,7 @@ class References:
                    projection=projection, probe_train_accuracy=meta["probe_train_accuracy"], meta=meta["meta"], **tensors)
 
 
-def _entity_means(values: torch.Tensor, owners: list[int], count: int) -> torch.Tensor:
+def entity_means(values: torch.Tensor, owners: list[int], count: int) -> torch.Tensor:
     index = torch.tensor(owners)
     sums = torch.zeros(count, values.shape[1]).index_add_(0, index, values)
     return sums / torch.bincount(index, minlength=count).clamp_min(1)[:, None].float()
@@ -286,10 +286,10 @@ def build_references(sae, known_acts: torch.Tensor, known_owners: list[int], unk
         error_mu_unknown=(unknown_acts.float() - unknown_recon).mean(0),
         probe=probe, projection=projection, separation=separation,
         unknown_distances=torch.sort((unknown_codes - mu_unknown).norm(dim=-1)).values,
-        known_points=projection.project(_entity_means(known_codes, known_owners, len(known_names))),
-        unknown_points=projection.project(_entity_means(unknown_codes, unknown_owners, len(unknown_names))),
-        known_entity_p_known=_entity_means(probe.p_known(known_codes)[:, None], known_owners, len(known_names))[:, 0],
-        unknown_entity_p_known=_entity_means(probe.p_known(unknown_codes)[:, None], unknown_owners, len(unknown_names))[:, 0],
+        known_points=projection.project(entity_means(known_codes, known_owners, len(known_names))),
+        unknown_points=projection.project(entity_means(unknown_codes, unknown_owners, len(unknown_names))),
+        known_entity_p_known=entity_means(probe.p_known(known_codes)[:, None], known_owners, len(known_names))[:, 0],
+        unknown_entity_p_known=entity_means(probe.p_known(unknown_codes)[:, None], unknown_owners, len(unknown_names))[:, 0],
         probe_train_accuracy=probe.accuracy(codes, labels),
         latent_ids=latent_ids, known_latent_acts=known_codes[:, latent_ids].contiguous(),
         unknown_latent_acts=unknown_codes[:, latent_ids].contiguous(),

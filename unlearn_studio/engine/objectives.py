@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from .exemplar import Exemplar
 from .hooks import HookPoint, capture_one
 from .latents import References
 from .methods import METHODS, MethodInfo
@@ -51,9 +52,7 @@ class RunBatches:
     retain_facts: TokenBatch | None
     forget_facts_original_logp: torch.Tensor | None
     names: TokenBatch | None = None  # chat questions about each target answered with its name (λ_name)
-    # pull=exemplar: θ0 activations of one typical unknown entity at its last name token (True) and other name tokens
-    exemplar: dict[bool, torch.Tensor] | None = None
-    exemplar_name: str | None = None
+    exemplar: Exemplar | None = None  # pull=exemplar: where the target is pulled
 
 
 @dataclass
@@ -173,13 +172,10 @@ def pull_goals(ctx: StepContext, last: bool, mu_unknown: torch.Tensor,
     """Where one position kind is pulled: the unknown centroids, or (pull=exemplar) the typical unknown entity's mean
     code and residual at that kind of token (the centroids where its name has no token of that kind)."""
     exemplar = ctx.batches.exemplar
-    rows = exemplar.get(last) if exemplar else None
-    if rows is None or not len(rows):
+    goal = exemplar.goals.get(last) if exemplar else None
+    if goal is None:
         return mu_unknown, resid_mu_unknown
-    device = mu_unknown.device
-    with torch.no_grad():
-        codes = ctx.sae.encode(rows.to(device, next(ctx.sae.parameters()).dtype)).float()
-    return codes.mean(0), rows.to(device).float().mean(0)
+    return goal[0].to(mu_unknown.device), goal[1].to(mu_unknown.device)
 
 
 @register("sae-align")

@@ -16,7 +16,7 @@ import torch
 from ..errors import UserError
 from .entities import Entity, Templates, fill_template, generic_text
 from .events import Event, Finished, InitialState, Progress, StepProgress
-from .exemplar import name_activations, typical_unknown
+from .exemplar import exemplar_goals, typical_unknown
 from .generation import adds_special_tokens, format_prompt
 from .hooks import HookPoint, capture_one, layer_container
 from .latents import References
@@ -98,7 +98,7 @@ def _retain_text(tokenizer, chunks: int, length: int = 64) -> TokenBatch:
     return TokenBatch(tensor, mask, torch.full_like(tensor, -100))
 
 
-def prepare_batches(model, tokenizer, hook: HookPoint, plan: UnlearningPlan, config: TrainConfig) -> RunBatches:
+def prepare_batches(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: TrainConfig) -> RunBatches:
     """Tokenise the run's data and record θ0's activations and log-probs on it."""
     prompts = [fill_template(p, t.name) for t in plan.targets for p in plan.templates.train]
     if config.fact_contexts:
@@ -126,12 +126,12 @@ def prepare_batches(model, tokenizer, hook: HookPoint, plan: UnlearningPlan, con
             original_logp = sequence_logp(model, forget_facts.to(device)).cpu()
     names = (name_copy_batch(tokenizer, [t.name for t in plan.targets], plan.templates.train[:NAME_TEMPLATES])
              if config.lambda_name > 0 and config.method in ALIGN else None)
-    exemplar_name = exemplar = None
+    exemplar = None
     if config.method in ALIGN and config.pull == "exemplar":
-        exemplar_name = typical_unknown(model, tokenizer, hook, plan.references.unknown_names, plan.templates.train)
-        exemplar = name_activations(model, tokenizer, hook, exemplar_name, plan.templates.train)
+        name = typical_unknown(model, tokenizer, hook, plan.references.unknown_names, plan.templates.train)
+        exemplar = exemplar_goals(model, tokenizer, sae, hook, name, plan.templates.train)
     return RunBatches(forget, retain, retain_original, retain_text, retain_text_original.cpu(), forget_facts, retain_facts,
-                      original_logp, names, exemplar, exemplar_name)
+                      original_logp, names, exemplar)
 
 
 def select_parameters(model, hook: HookPoint, config: TrainConfig) -> list[torch.nn.Parameter]:
@@ -167,9 +167,9 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
         raise UserError(f"{config.method} needs the targets' facts: give a facts file, pick listed entities, or use sae-align.")
     yield Progress("preparing the run's batches", 0.0)
     torch.manual_seed(config.seed)
-    batches = prepare_batches(model, tokenizer, hook, plan, config)
-    if batches.exemplar_name:
-        yield Progress(f"pulling toward a typical unknown entity: {batches.exemplar_name}", 0.0)
+    batches = prepare_batches(model, tokenizer, sae, hook, plan, config)
+    if batches.exemplar:
+        yield Progress(f"pulling toward a typical unknown entity: {batches.exemplar.name}", 0.0)
     heldout = prompt_batches(tokenizer, plan.targets, plan.templates.stop)
     ctx = StepContext(model, sae, hook, plan.references, batches)
     yield InitialState(measure_targets(model, sae, hook, plan.references, heldout))
