@@ -15,6 +15,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from unlearn_studio.engine.audit import run_audit  # noqa: E402
 from unlearn_studio.engine.events import Failed, Finished  # noqa: E402
 from unlearn_studio.engine.pipeline import Session, UnlearnRequest  # noqa: E402
 from unlearn_studio.engine.run_config import TrainConfig  # noqa: E402
@@ -34,12 +35,14 @@ def split_targets(session: Session, split: str) -> list[str]:
 
 
 def run_row(session: Session, setting: str, config: TrainConfig, target: str | list[str], split: str, befores: dict,
-            retain_eval_entities: int | None = None) -> dict[str, Any]:
+            retain_eval_entities: int | None = None, audit_relearn_steps: int | None = None) -> dict[str, Any]:
     """Reset, unlearn ``target`` (one name, or several in one run) with ``config``, measure before (cached per
     target) and after: one row.
 
     ``retain_eval_entities`` measures retain on the first that many of the fixed retain set (the same for every
-    method and target), where the whole set does not fit the time; the row lists which.
+    method and target), where the whole set does not fit the time; the row lists which. ``audit_relearn_steps``
+    also audits the unlearned weights (`unlearn-studio audit`: logit-lens ranks, name fidelity, forget accuracy
+    after that many relearning steps) before the reset, into the row's ``audit``.
     """
     names = [target] if isinstance(target, str) else list(target)
     target = ", ".join(names)
@@ -54,13 +57,16 @@ def run_row(session: Session, setting: str, config: TrainConfig, target: str | l
         if isinstance(event, Finished):
             report = event.result.report
             befores.setdefault(target, event.result.before)
+            audit = None
+            if audit_relearn_steps is not None:
+                audit = run_audit(session, entities, relearn_steps=audit_relearn_steps).to_dict()
             session.reset()
             return {"setting": setting, "method": config.method, "lr": config.learning_rate, "steps": report["steps"],
                     "split": split, "target": target, "targets": names, "stopped": report["stopped"],
                     "seconds": round(time.perf_counter() - started, 1), "config": config.to_dict(),
                     "before": report["before"], "after": report["after"], "facts": report["fact_table"],
                     "retain_evaluation": report["retain_evaluation"], "neighbours": report["neighbours"],
-                    "provenance": report["provenance"]}
+                    "provenance": report["provenance"], **({"audit": audit} if audit else {})}
     raise SystemExit(f"{setting}/{target}: the run ended without a result")
 
 

@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", help="default: the split's entities the model knows")
     parser.add_argument("--together", action="store_true", help="unlearn all the targets in one run (one row)")
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--audit", type=int, metavar="STEPS",
+                        help="also audit each unlearned model (lens ranks, name fidelity, forget after STEPS relearning steps)")
     parser.add_argument("--setting", action="append", default=[],
                         help="NAME=JSON of run settings, tried with every method given (default: 'default={}')")
     parser.add_argument("--from-pareto", help="each method at its best learning rate of this sweep (tune split)")
@@ -112,7 +114,7 @@ def main() -> None:
     log = out.with_suffix(".rows.jsonl")
     for name, config in runs:
         for target in [targets] if args.together else targets:
-            rows.append(run_row(session, name, config, target, args.split, befores, args.retain_eval_entities))
+            rows.append(run_row(session, name, config, target, args.split, befores, args.retain_eval_entities, args.audit))
             append_row(log, rows[-1])
             print(summary_line(rows[-1]), flush=True)
     markdown = table(rows)
