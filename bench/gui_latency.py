@@ -31,7 +31,7 @@ def measure_plot_update(reference_points: int = 300, steps: int = 60) -> float:
     plots.repaint_now()
     times = []
     for step in range(1, steps + 1):
-        state = SimpleNamespace(point=(1 - step / steps, 0.1), p_known=1 - step / steps,
+        state = SimpleNamespace(point=(1 - step / steps, 0.1), p_known=1 - step / steps, unknown_percentile=100 * (1 - step / steps),
                                 known_latents=tuple(rng.random(8)), unknown_latents=tuple(rng.random(8)))
         event = SimpleNamespace(step=step, losses={"total": 1.0 / step, "forget": 0.5 / step, "retain": 0.01}, targets={"Eiffel Tower": state})
         started = time.perf_counter()

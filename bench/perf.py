@@ -56,6 +56,8 @@ def bench_early_exit(session) -> dict:
 
 def bench_steps(session) -> dict:
     """One sae-align step vs one gradient-ascent step on the same tokens and the same trainable parameters."""
+    from dataclasses import replace
+
     import torch
 
     from unlearn_studio.engine.hooks import capture_one
@@ -86,7 +88,7 @@ def bench_steps(session) -> dict:
     parameters = select_parameters(session.model, session.hook, config)
     results = {}
     for name in ("sae-align", "grad-ascent"):
-        objective = make_objective(name)
+        objective = make_objective(replace(config, method=name))
         optimiser = torch.optim.Adam(parameters, lr=1e-12)
         for parameter in parameters:
             parameter.requires_grad_(True)
