@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 from common import ROOT, read_rows
+from paper_table import mean_sd
 
 from unlearn_studio.engine.entities import load_known_candidates
 from unlearn_studio.engine.fact_checks import fact_checks, headline
@@ -57,12 +57,6 @@ def rescore(row: dict, kept: set[tuple]) -> dict:
     return {"method": row["method"], "lr": row["lr"], "setting": row["setting"], "target": row["target"],
             "checks_kept": len(chosen), "checks_recorded": len(facts),
             "before": measures(chosen, "before"), "after": measures(chosen, "after")}
-
-
-def mean_sd(values: list[float]) -> str:
-    if not values:
-        return "–"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
 
 
 def table(rescored: list[dict]) -> str:
