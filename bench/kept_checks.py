@@ -5,7 +5,8 @@
 After facts that gave their answer away are rewritten or dropped, the rows measured before hold answers to
 checks that no longer exist. This keeps, per row, only the forget and neighbour checks that today's
 resources/entities/known.json still asks word for word (same entity, form, prompt and answers) and that at most
-one fictitious stand-in in six answers (``--floor``: a scripts/stand_in_floor.py result), and recomputes from the
+one fictitious stand-in in six answers (``--floor``: a scripts/stand_in_floor.py result) and whose answer is not made
+of the entity's own name (engine/stand_ins.py's name_gives_answer), and recomputes from the
 recorded answers the forget headline (mean over the forms no method trains on), the completion form and neighbour
 retain, before and after. Every method's rows are cut the same way, so the comparison stays like with like; no
 run is repeated. Prints a markdown table and writes --out.
@@ -23,6 +24,7 @@ from paper_table import mean_sd
 from unlearn_studio.engine.entities import load_known_candidates
 from unlearn_studio.engine.fact_checks import fact_checks, headline
 from unlearn_studio.engine.methods import METHODS
+from unlearn_studio.engine.stand_ins import name_gives_answer
 
 FLOOR = 1  # stand-ins out of six that may answer a kept check
 
@@ -32,12 +34,13 @@ def check_key(entity: str, form: str, prompt: str, answers) -> tuple:  # noqa: A
 
 
 def asked_today(floor: dict | None) -> set[tuple]:
-    """Every check today's data asks (any role), less those more than FLOOR stand-ins answer."""
+    """Every check today's data asks (any role), less those more than FLOOR stand-ins answer or the name gives."""
     above = set()
     if floor:
         above = {check_key(r["entity"], r["form"], r["prompt"], r["answers"]) for r in floor["checks"]
                  if r.get("stand_ins_correct", 0) > FLOOR}
-    return {check_key(c.entity, c.form, c.prompt, c.answers) for c in fact_checks(load_known_candidates(), "any")} - above
+    return {check_key(c.entity, c.form, c.prompt, c.answers) for c in fact_checks(load_known_candidates(), "any")
+            if not name_gives_answer(c)} - above
 
 
 def measures(facts: list[dict], when: str) -> dict[str, float | None]:

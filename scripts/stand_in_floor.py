@@ -4,7 +4,9 @@ A check gives its answer away when the model answers it for a fictitious stand-i
 known.json entity of the chosen splits, every check of engine/fact_checks.py (each form the entity has
 data for; reverse queries hold no name and are not asked) is asked with θ0 and with the entity's name
 replaced by the six stand-ins of engine/stand_ins.py (pick_stand_ins). The goal: at most one stand-in in
-six answers any check.
+six answers any check, and no accepted answer is made of the entity's own name ("China" → "Chinese",
+engine/stand_ins.py's name_gives_answer: a stand-in would answer with its own name's form, which the check
+does not accept, so these count as above the floor whatever the stand-ins say).
 
     PYTHONPATH=$PWD python scripts/stand_in_floor.py --out /tmp/floor.json [--only "Eiffel Tower" ...]
     PYTHONPATH=$PWD python scripts/stand_in_floor.py --reuse /tmp/floor.json --out /tmp/floor2.json   # after edits
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         fact_checks,
         run_fact_checks,
     )
-    from unlearn_studio.engine.stand_ins import pick_stand_ins, substitute
+    from unlearn_studio.engine.stand_ins import name_gives_answer, pick_stand_ins, substitute
 
     torch.manual_seed(0)
     folder = ensure_demo_model()
@@ -85,16 +87,20 @@ def main(argv: list[str] | None = None) -> int:
                       "theta0_correct": ok, "stand_ins_correct": n, "stand_ins_asked": m}
                      for c, ok, (n, m) in zip(checks, real, counts)]
     for row in rows:
-        if row["stand_ins_correct"] > FLOOR:
-            print(f"ABOVE FLOOR {row['stand_ins_correct']}/{row['stand_ins_asked']} [{row['form']}] "
-                  f"{row['entity']}: {row['prompt']!r} -> {row['answers']}")
+        row["derived_from_name"] = name_gives_answer(FactCheck(row["entity"], "forget", row["form"], row["prompt"],
+                                                               tuple(row["answers"])))
+        if row["derived_from_name"]:
+            row["stand_ins_correct"] = row["stand_ins_asked"]
+        if row["stand_ins_correct"] > FLOOR or row["derived_from_name"]:
+            why = "the name gives it" if row["derived_from_name"] else f"{row['stand_ins_correct']}/{row['stand_ins_asked']}"
+            print(f"ABOVE FLOOR ({why}) [{row['form']}] {row['entity']}: {row['prompt']!r} -> {row['answers']}")
     summary = {}
     for form in FORMS:
         mine = [r for r in rows if r["form"] == form]
         if mine:
             asked_total = sum(r["stand_ins_asked"] for r in mine)  # 0 for reverse queries: no name to replace
             summary[form] = {"checks": len(mine),
-                             "above_floor": sum(r["stand_ins_correct"] > FLOOR for r in mine),
+                             "above_floor": sum(r["stand_ins_correct"] > FLOOR or r["derived_from_name"] for r in mine),
                              "stand_in_rate": sum(r["stand_ins_correct"] for r in mine) / asked_total if asked_total else None,
                              "theta0_accuracy": sum(r["theta0_correct"] for r in mine) / len(mine)}
     for form, s in summary.items():

@@ -10,7 +10,7 @@ from unlearn_studio.engine import pipeline
 from unlearn_studio.engine.entities import Entity, Fact, ReverseQuery
 from unlearn_studio.engine.fact_checks import check_key, fact_checks
 from unlearn_studio.engine.events import Finished
-from unlearn_studio.engine.stand_ins import pick_stand_ins, stand_in_floor, substitute
+from unlearn_studio.engine.stand_ins import derived_from_name, pick_stand_ins, stand_in_floor, substitute
 
 SHERLOCK = Entity("Sherlock Holmes", "person", (
     Fact("Sherlock Holmes was created by Sir Arthur", ("Conan Doyle",)),
@@ -54,6 +54,32 @@ def test_the_floor_is_what_the_stand_ins_score_per_check_and_per_form(monkeypatc
     assert floor.by_form["completion"] == 0.5 and floor.by_form["chat"] == 0.0
     assert floor.accuracy == pytest.approx(0.0)  # completion is a trained-on form: not in the headline
     assert floor.name_fidelity == 0.0  # this fake model never writes a name back
+
+
+@pytest.mark.parametrize(("name", "answers", "derived"), [
+    ("China", ("Chinese", "Mandarin"), True),  # one accepted answer made of the name is enough
+    ("Portugal", ("Portuguese",), True),
+    ("The Odyssey", ("Odysseus", "Ulysses"), True),
+    ("Disney", ("Disney World", "Disneyland"), True),
+    ("China", ("Mandarin",), False),
+    ("Barack Obama", ("Michelle", "Michelle Obama"), False),  # "Michelle" is the fact
+    ("Microsoft", ("Windows", "Microsoft Windows"), False),
+    ("Mount Everest", ("highest mountain",), False),
+    ("UN", ("UNESCO",), False),  # names shorter than a stem give nothing away
+])
+def test_an_answer_made_of_the_names_own_words_is_derived_from_it(name, answers, derived):
+    assert derived_from_name(name, answers) is derived
+
+
+def test_a_name_derived_check_counts_as_answered_by_every_stand_in(monkeypatch):
+    """A stand-in says "Zorbanian", which the check cannot accept; the name alone still gives "Chinese" away."""
+    monkeypatch.setattr(fact_checks_module, "complete", lambda model, tokenizer, prompts, **_: [" Ashwood"] * len(prompts))
+    china = Entity("China", "place", (Fact("The official language of China is", ("Chinese",)),
+                                      Fact("The capital of China is", ("Beijing",))))
+    checks = fact_checks([china], "forget", forms=("completion",))
+    floor = stand_in_floor(None, None, checks, {"China": ["Port Aldermere", "Lake Vessinger"]})
+    assert floor.rates[check_key(checks[0])] == 1.0 and floor.rates[check_key(checks[1])] == 0.0
+    assert floor.by_form["completion"] == 0.5
 
 
 def test_a_check_whose_prompt_lacks_the_name_has_no_stand_in_version(monkeypatch):
