@@ -107,5 +107,6 @@ def test_a_run_reports_the_stand_in_floor_and_trains_on_other_retain_entities(ti
     rows = [r for r in result.report["fact_table"] if r["role"] == "forget"]
     assert any(r["stand_in_rate"] is not None for r in rows)
     assert all(r["stand_in_rate"] is None for r in rows if r["form"] == "reverse")
+    assert all(r["name_gives_answer"] is False for r in rows)  # no Eiffel Tower answer is made of its name
     evaluated = {r["entity"] for r in result.report["fact_table"] if r["role"] in ("retain", "neighbour")}
     assert evaluated and trained_on and not evaluated & set(trained_on)

@@ -22,3 +22,17 @@ def test_linked_questions_are_shown_apart_with_their_meaning(qtbot, isolated_dat
     # A report from before linked questions existed shows no such clause.
     win.facts.show_report({"fact_table": [], "before": MEASURED, "after": MEASURED})
     assert "name a target" not in win.facts.summary.text()
+
+
+def test_a_check_the_name_answers_says_so_in_the_stand_in_column(qtbot, isolated_data_dir):
+    win = open_window(qtbot)
+    rows = [{"entity": "China", "role": "forget", "form": "chat", "answers": ["Chinese", "Mandarin"],
+             "prompt": "What language is spoken in China?", "before": "Chinese", "before_correct": True,
+             "after": "Chinese", "after_correct": True, "stand_in_rate": 1.0, "name_gives_answer": True},
+            {"entity": "China", "role": "forget", "form": "chat", "answers": ["Beijing"],
+             "prompt": "What is the capital of China?", "before": "Beijing", "before_correct": True,
+             "after": "Paris", "after_correct": False, "stand_in_rate": 0.0, "name_gives_answer": False}]
+    win.facts.show_report({"fact_table": rows, "before": MEASURED, "after": MEASURED})
+    language, capital = win.facts.table.item(0, 4), win.facts.table.item(1, 4)
+    assert language.text() == "100 % (name)" and "made of the name itself" in language.toolTip()
+    assert capital.text() == "0 %" and "made of the name" not in capital.toolTip()

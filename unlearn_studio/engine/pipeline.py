@@ -38,7 +38,7 @@ from .paths import cache_dir
 from .runs import RunFolder, save_model_folder
 from .saes import LoadedSae, check_sae_fits_model, load_sae
 from .fact_checks import check_key
-from .stand_ins import pick_stand_ins
+from .stand_ins import name_gives_answer, pick_stand_ins
 from .weights import WeightsSnapshot
 from .trainer import TrainConfig, TrainResult, UnlearningPlan, train
 from .validation import check_target_name
@@ -102,7 +102,7 @@ def _fact_table(before: Evaluation, after: Evaluation) -> list[dict[str, Any]]:
         rows.append({"entity": old.check.entity, "role": old.check.role, "form": old.check.form, "prompt": old.check.prompt,
                      "answers": list(old.check.answers), "before": old.completion, "before_correct": old.correct,
                      "after": new.completion, "after_correct": new.correct,
-                     "stand_in_rate": rates.get(check_key(old.check))})
+                     "stand_in_rate": rates.get(check_key(old.check)), "name_gives_answer": name_gives_answer(old.check)})
     return rows
 
 

@@ -13,6 +13,8 @@ LINKED_TIP = ("A question about the target asked through another entity (its pro
               "a model that forgot the target should fail it, so it is not counted as retain.")
 STAND_IN_TIP = ("Share of fictitious stand-ins (the target's name replaced) the original model answers this check "
                 "for: what “answered like an unknown entity” scores. High means the prompt gives its answer away.")
+NAME_TIP = ("The answer is made of the name itself (China → Chinese): a model that only copies the name can give it, "
+            "so it counts as answered by every stand-in.")
 
 
 def _pct(value: object) -> str:
@@ -95,7 +97,7 @@ class FactsPanel(QWidget):
             self.table.insertRow(index)
             rate = row.get("stand_in_rate")
             cells = [row.get("entity", ""), row.get("role", ""), row.get("form", "").replace("_", " "), row.get("prompt", ""),
-                     "" if rate is None else f"{100 * rate:.0f} %",
+                     "" if rate is None else f"{100 * rate:.0f} %" + (" (name)" if row.get("name_gives_answer") else ""),
                      f"{RIGHT if row.get('before_correct') else WRONG} {str(row.get('before', '')).strip()}",
                      f"{RIGHT if row.get('after_correct') else WRONG} {str(row.get('after', '')).strip()}"]
             for column, text in enumerate(cells):
@@ -103,7 +105,7 @@ class FactsPanel(QWidget):
                 if column == 1 and text == "linked":
                     item.setToolTip(LINKED_TIP)
                 if column == 4:
-                    item.setToolTip(STAND_IN_TIP)
+                    item.setToolTip(NAME_TIP if row.get("name_gives_answer") else STAND_IN_TIP)
                 if column == 3:
                     item.setToolTip(f"{row.get('prompt')}\nexpected: {', '.join(row.get('answers', []))}")
                 if column in (5, 6):
