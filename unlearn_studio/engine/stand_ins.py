@@ -48,7 +48,7 @@ def derived_from_name(name: str, answers: Sequence[str]) -> bool:
 def name_gives_answer(check: FactCheck) -> bool:
     """A check whose prompt names the entity and whose answer is made of that name (reverse queries name it in
     their answer only: they are not)."""
-    return substitute(check.prompt, check.entity, check.entity) is not None and derived_from_name(check.entity, check.answers)
+    return check.entity.lower() in check.prompt.lower() and derived_from_name(check.entity, check.answers)
 
 
 def pick_stand_ins(targets: Sequence[Entity], unknown: Sequence[Entity], count: int = STAND_INS_PER_TARGET) -> dict[str, list[str]]:
