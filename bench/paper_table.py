@@ -58,6 +58,27 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def retain_by_form(rows: list[dict]) -> str:
+    """Per method and setting, the retain Δ in points of each form (mean over targets): a headline that holds
+    can hide a form that falls (plain completion) behind one that rises (role play)."""
+    forms = list(dict.fromkeys(f for r in rows for f in r["before"].get("retain_accuracy_by_form") or {}))
+    lines = ["| setting | method | lr | targets | " + " | ".join(f.replace("_", " ") for f in forms) + " |",
+             "|---|---|---|---|" + "---|" * len(forms)]
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["before"].get("retain_accuracy_by_form") and row["after"].get("retain_accuracy_by_form"):
+            groups.setdefault((row["setting"], row["method"], row.get("lr")), []).append(row)
+    for (setting, method, lr), group in groups.items():
+        cells = []
+        for form in forms:
+            drops = [100 * (r["after"]["retain_accuracy_by_form"][form] - r["before"]["retain_accuracy_by_form"][form])
+                     for r in group if form in r["before"]["retain_accuracy_by_form"]]
+            cells.append(f"{statistics.mean(drops):+.1f}" if drops else "–")
+        lr_text = "–" if lr is None else f"{lr:.0e}"
+        lines.append(f"| {setting} | {method} | {lr_text} | {len(group)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def settings_from_pareto(path: str) -> list[tuple[str, TrainConfig]]:
     from pareto import best_per_method
 
@@ -85,6 +106,7 @@ def main() -> None:
     parser.add_argument("--merge", nargs="+", help="only build the table from these results files (.json or .jsonl); "
                                                    "steps and settings come from their rows")
     parser.add_argument("--only", nargs="+", help="with --merge: keep the rows of these settings")
+    parser.add_argument("--retain-forms", action="store_true", help="also print the retain Δ of each form")
     add_retain_argument(parser)
     args = parser.parse_args()
     out = Path(args.json)
@@ -92,7 +114,7 @@ def main() -> None:
         rows = [r for r in read_rows(args.merge) if not args.only or r["setting"] in args.only]
         order = {m: i for i, m in enumerate(METHODS)}
         rows.sort(key=lambda r: (r.get("split", ""), r["setting"], order.get(r["method"], 99), r.get("lr") or 0))
-        markdown = table(rows)
+        markdown = table(rows) + ("\n\n" + retain_by_form(rows) if args.retain_forms else "")
         print(markdown)
         out.write_text(json.dumps({"merged_from": args.merge, "rows": rows}, indent=1))
         if args.markdown:
@@ -117,7 +139,7 @@ def main() -> None:
             rows.append(run_row(session, name, config, target, args.split, befores, args.retain_eval_entities, args.audit))
             append_row(log, rows[-1])
             print(summary_line(rows[-1]), flush=True)
-    markdown = table(rows)
+    markdown = table(rows) + ("\n\n" + retain_by_form(rows) if args.retain_forms else "")
     print(markdown)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"split": args.split, "seconds": round(time.perf_counter() - started), "rows": rows}, indent=1))
