@@ -38,13 +38,18 @@ def test_a_check_two_stand_ins_answer_is_not_kept():
     assert some not in asked_today(floor) and len(asked_today(floor)) == len(everything) - 1
 
 
-def test_a_check_the_name_answers_is_not_kept():
-    """China's "official language" check accepts "Chinese": the name gives it, whatever a stand-in says."""
-    from unlearn_studio.engine.entities import load_known_candidates
-    from unlearn_studio.engine.fact_checks import fact_checks
+def test_a_check_the_name_answers_is_not_kept(monkeypatch):
+    """A "language of China" check that accepts "Chinese": the name gives it, whatever a stand-in says."""
+    import kept_checks
 
-    china = [c for c in fact_checks(load_known_candidates(), "any") if c.entity == "China"]
-    language = [c for c in china if "Chinese" in c.answers]
-    assert language  # the shipped data still asks it: this test then shows the re-score leaves it out
-    kept = {key for key in asked_today(None) if key[0] == "China"}
-    assert kept == {check_key(c.entity, c.form, c.prompt, c.answers) for c in china if c not in language}
+    from unlearn_studio.engine.entities import Entity, Fact, ReverseQuery
+
+    china = Entity("China", "place", (Fact("The official language of China is", ("Chinese", "Mandarin"),
+                                           question="What language is spoken in China?"),
+                                      Fact("The capital of China is", ("Beijing",), question="What is the capital of China?")),
+                   reverse=(ReverseQuery("The country with the Forbidden City is", ("China",)),))
+    monkeypatch.setattr(kept_checks, "load_known_candidates", lambda: [china])
+    kept = asked_today(None)
+    assert kept and all("Chinese" not in key[3] for key in kept)
+    assert {key[1] for key in kept if "Beijing" in key[3]} >= {"completion", "chat"}
+    assert ("China", "reverse", "The country with the Forbidden City is", ("China",)) in kept  # names it in its answer only

@@ -411,7 +411,7 @@ def test_ask_before_after_and_fact_table(qtbot, window, tiny_model_dir, tiny_sae
     forms = {table.item(r, 2).text() for r in range(table.rowCount())}
     assert "completion" in forms and len(forms) > 1  # the retain rows bring the other forms
     rates = [table.item(r, 4).text() for r in range(table.rowCount()) if table.item(r, 1).text() == "forget"]
-    assert rates and all(rate.endswith(" %") for rate in rates if rate)
+    assert rates == ["100 % (name)"]  # "Zenthia" is in the name "Port Zenthia Lighthouse": the name gives it away
     assert {"forget", "retain"} <= {row["role"] for row in report["fact_table"]}
     window.ask.prompt.setText("Where is Port Zenthia Lighthouse?")
     window.ask.chat.setChecked(False)
