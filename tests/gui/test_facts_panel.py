@@ -36,3 +36,18 @@ def test_a_check_the_name_answers_says_so_in_the_stand_in_column(qtbot, isolated
     language, capital = win.facts.table.item(0, 4), win.facts.table.item(1, 4)
     assert language.text() == "100 % (name)" and "made of the name itself" in language.toolTip()
     assert capital.text() == "0 %" and "made of the name" not in capital.toolTip()
+
+
+def test_the_facts_dialog_warns_while_typing_a_fact_the_name_answers(qtbot):
+    from PySide6.QtCore import Qt
+
+    from unlearn_studio.gui.panels.entities import FactsDialog
+
+    dialog = FactsDialog("Port Zenthia Lighthouse")
+    qtbot.addWidget(dialog)
+    qtbot.keyClicks(dialog.text, "Port Zenthia Lighthouse was built in the year | 1871")
+    assert dialog.name_warning.text() == ""
+    qtbot.keyClick(dialog.text, Qt.Key.Key_Return)
+    qtbot.keyClicks(dialog.text, "Port Zenthia Lighthouse stands in the town of | Zenthia")
+    assert "The name gives away Zenthia" in dialog.name_warning.text()
+    assert len(dialog.facts()) == 2  # a warning, never a refusal

@@ -171,17 +171,33 @@ class FactsDialog(QDialog):
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText(f"{name} is located in the city of | Paris\n"
                                      f"{name} was built in the year | 1889")
+        self.name = name
+        # A fact the name answers ("Port Zenthia … town of | Zenthia") survives any forgetting: say so while typing.
+        self.name_warning = QLabel()
+        self.name_warning.setWordWrap(True)
+        self.name_warning.setStyleSheet("color: #b7791f;")
+        self.text.textChanged.connect(self._check_names)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("One fact per line: the prompt, a bar, then the accepted answers separated by ';'."))
         layout.addWidget(self.text)
+        layout.addWidget(self.name_warning)
         layout.addWidget(buttons)
-        self.resize(520, 260)
+        self.resize(520, 280)
 
     def facts(self) -> tuple:
         return parse_fact_lines(self.text.toPlainText())
+
+    def _check_names(self) -> None:
+        from ...engine.stand_ins import derived_from_name
+
+        given = [fact.answers[0] for fact in self.facts() if derived_from_name(self.name, fact.answers)]
+        self.name_warning.setText(
+            f"The name gives away {', '.join(given)}: a model that forgot {self.name} can still answer by copying "
+            "the name, so such a check counts as answered by every stand-in. Prefer a fact the name does not hold."
+            if given else "")
 
 
 def parse_fact_lines(text: str) -> tuple:
