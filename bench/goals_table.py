@@ -16,19 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from common import read_rows
+from kept_checks import measures
 
-from unlearn_studio.engine.fact_checks import FactCheck, headline
+from unlearn_studio.engine.fact_checks import FactCheck
 from unlearn_studio.engine.stand_ins import name_gives_answer
 
 
 def forget_without_name_given(row: dict, when: str) -> float | None:
     """The forget headline on the row's recorded forget checks, less those the target's name answers."""
-    by_form: dict[str, list[bool]] = {}
-    for fact in row["facts"]:
-        check = FactCheck(fact["entity"], fact["role"], fact["form"], fact["prompt"], tuple(fact["answers"]))
-        if fact["role"] == "forget" and not name_gives_answer(check):
-            by_form.setdefault(fact["form"], []).append(bool(fact[f"{when}_correct"]))
-    return headline({form: sum(v) / len(v) for form, v in by_form.items()})
+    kept = [f for f in row["facts"]
+            if not name_gives_answer(FactCheck(f["entity"], f["role"], f["form"], f["prompt"], tuple(f["answers"])))]
+    return measures(kept, when)["forget_accuracy"]
 
 
 def _points(row: dict, key: str) -> float | None:

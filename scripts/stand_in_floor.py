@@ -87,12 +87,12 @@ def main(argv: list[str] | None = None) -> int:
                       "theta0_correct": ok, "stand_ins_correct": n, "stand_ins_asked": m}
                      for c, ok, (n, m) in zip(checks, real, counts)]
     for row in rows:
-        row["derived_from_name"] = name_gives_answer(FactCheck(row["entity"], "forget", row["form"], row["prompt"],
+        row["name_gives_answer"] = name_gives_answer(FactCheck(row["entity"], "forget", row["form"], row["prompt"],
                                                                tuple(row["answers"])))
-        if row["derived_from_name"]:
+        if row["name_gives_answer"]:
             row["stand_ins_correct"] = row["stand_ins_asked"]
-        if row["stand_ins_correct"] > FLOOR or row["derived_from_name"]:
-            why = "the name gives it" if row["derived_from_name"] else f"{row['stand_ins_correct']}/{row['stand_ins_asked']}"
+        if row["stand_ins_correct"] > FLOOR or row["name_gives_answer"]:
+            why = "the name gives it" if row["name_gives_answer"] else f"{row['stand_ins_correct']}/{row['stand_ins_asked']}"
             print(f"ABOVE FLOOR ({why}) [{row['form']}] {row['entity']}: {row['prompt']!r} -> {row['answers']}")
     summary = {}
     for form in FORMS:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         if mine:
             asked_total = sum(r["stand_ins_asked"] for r in mine)  # 0 for reverse queries: no name to replace
             summary[form] = {"checks": len(mine),
-                             "above_floor": sum(r["stand_ins_correct"] > FLOOR or r["derived_from_name"] for r in mine),
+                             "above_floor": sum(r["stand_ins_correct"] > FLOOR or r["name_gives_answer"] for r in mine),
                              "stand_in_rate": sum(r["stand_ins_correct"] for r in mine) / asked_total if asked_total else None,
                              "theta0_accuracy": sum(r["theta0_correct"] for r in mine) / len(mine)}
     for form, s in summary.items():

@@ -191,9 +191,11 @@ class FactsDialog(QDialog):
         return parse_fact_lines(self.text.toPlainText())
 
     def _check_names(self) -> None:
-        from ...engine.stand_ins import derived_from_name
+        from ...engine.fact_checks import FactCheck
+        from ...engine.stand_ins import name_gives_answer
 
-        given = [fact.answers[0] for fact in self.facts() if derived_from_name(self.name, fact.answers)]
+        given = [fact.answers[0] for fact in self.facts()
+                 if name_gives_answer(FactCheck(self.name, "forget", "completion", fact.prompt, fact.answers))]
         self.name_warning.setText(
             f"The name gives away {', '.join(given)}: a model that forgot {self.name} can still answer by copying "
             "the name, so such a check counts as answered by every stand-in. Prefer a fact the name does not hold."
