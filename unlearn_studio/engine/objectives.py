@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from .exemplar import Exemplar
+from .preservation import Preservation
 from .hooks import HookPoint, capture_one
 from .latents import References
 from .methods import METHODS, MethodInfo
@@ -53,6 +54,7 @@ class RunBatches:
     forget_facts_original_logp: torch.Tensor | None
     names: TokenBatch | None = None  # chat questions about each target answered with its name (λ_name)
     exemplar: Exemplar | None = None  # pull=exemplar: where the target is pulled
+    preservation: Preservation | None = None  # λ_preserve: the trained maps' θ0 inputs on other text and entities
 
 
 @dataclass
@@ -220,6 +222,9 @@ class SaeAlign(Objective):
         terms["forget"] = forget if torch.is_tensor(forget) else torch.zeros((), device=device)
         terms["retain"] = retain_drift(ctx, cfg.retain_positions)
         terms["total"] = terms["forget"] + cfg.lambda_retain * terms["retain"]
+        if cfg.lambda_preserve > 0 and ctx.batches.preservation is not None:
+            terms["preserve"] = ctx.batches.preservation.drift()
+            terms["total"] = terms["total"] + cfg.lambda_preserve * terms["preserve"]
         if cfg.lambda_name > 0 and ctx.batches.names is not None:
             terms["name"] = mean_nll(ctx.model, ctx.batches.names.to(device))
             terms["total"] = terms["total"] + cfg.lambda_name * terms["name"]

@@ -22,6 +22,7 @@ from .hooks import HookPoint, capture_one, layer_container
 from .latents import References
 from .methods import METHODS
 from .objectives import RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
+from .preservation import build_preservation
 from .prompts import encode_entity_prompts, text_chunks
 from .run_config import ALIGN, TrainConfig
 from .target_state import measure_targets, prompt_batches
@@ -134,6 +135,26 @@ def prepare_batches(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan
                       original_logp, names, exemplar)
 
 
+PRESERVE_TEMPLATES = 4  # training templates per entity in λ_preserve's sample
+PRESERVE_ROWS = 64  # rows per forward pass while it is measured
+
+
+def preservation_sample(tokenizer, plan: UnlearningPlan) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """What λ_preserve holds, as (ids, mask) batches: the retain text and every retain entity and unknown reference in
+    a few training templates. Never a target: their prompts are what the run must change."""
+    text = _retain_text(tokenizer, chunks=10_000)
+    batches = [(text.input_ids[i:i + PRESERVE_ROWS], text.attention_mask[i:i + PRESERVE_ROWS])
+               for i in range(0, len(text.input_ids), PRESERVE_ROWS)]
+    names = [e.name for e in plan.retain] + list(plan.references.unknown_names)
+    targets = {t.name.lower() for t in plan.targets}
+    templates = plan.templates.train[:PRESERVE_TEMPLATES]
+    prompts = [fill_template(p, name) for name in names if name.lower() not in targets for p in templates]
+    for start in range(0, len(prompts), PRESERVE_ROWS):
+        rows = encode_entity_prompts(tokenizer, prompts[start:start + PRESERVE_ROWS])
+        batches.append((rows.input_ids, rows.attention_mask))
+    return batches
+
+
 def select_parameters(model, hook: HookPoint, config: TrainConfig) -> list[torch.nn.Parameter]:
     """The weights a run may change; all of them live in blocks at or below the hook."""
     prefix, layers = layer_container(model)
@@ -179,6 +200,9 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
 
         add_lora(model, hook, config.layers_below, config.lora_rank)
     parameters = select_parameters(model, hook, config)
+    if config.lambda_preserve > 0 and config.method in ALIGN:
+        yield Progress("measuring what the trained layers compute on other text and entities", 0.0)
+        batches.preservation = build_preservation(model, hook, parameters, preservation_sample(tokenizer, plan))
     try:
         with float32_trainable(model, parameters):
             yield from _loop(ctx, objective, parameters, heldout, config, cancel)
