@@ -79,6 +79,8 @@ def _fmt(value: float | None, digits: int) -> str:
 
 def goals_table(rows: list[dict]) -> str:
     rows = [r for r in rows if r.get("audit") and isinstance(r.get("target"), str)]
+    # A target measured again with the same method and setting (its checks rewritten) counts once: the later row.
+    rows = list({(r["target"], r["method"], r["setting"]): r for r in rows}.values())
     if not rows:
         raise SystemExit("no single-target row with an audit (run paper_table.py with --audit)")
     targets = [r["target"] for r in rows]

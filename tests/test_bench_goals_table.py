@@ -49,3 +49,13 @@ def test_each_goal_is_judged_on_the_mean_or_on_every_target():
 def test_rows_without_an_audit_are_refused():
     with pytest.raises(SystemExit, match="audit"):
         goals_table([{"target": "China"}])
+
+
+def test_a_target_measured_again_counts_once_with_its_later_row():
+    earlier = _row("China", 500.0, 0.72, [_fact("What language is spoken in China?", ["Chinese"], True)])
+    later = _row("China", 900.0, 0.72, [_fact("What is the largest city of China?", ["Shanghai"], False)])
+    table = goals_table([earlier, _row("Nike", 40.0, 0.70, []), later])
+    header = table.splitlines()[0]
+    assert header.count("China") == 1 and "Nike" in header
+    lens = next(line for line in table.splitlines() if line.startswith("| last-layer lens rank"))
+    assert "| 900 |" in lens and "| 500 |" not in lens
