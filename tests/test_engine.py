@@ -56,10 +56,10 @@ def test_sae_align_moves_the_target_code_toward_the_unknown_mean(session):
 
 
 def test_every_forget_term_is_reported(session):
-    losses = _steps(events_of(session, tiny_request(session, space="code", lambda_name=0.0)))[0].losses
+    losses = _steps(events_of(session, tiny_request(session, space="code", lambda_name=0.0, lambda_preserve=0.0)))[0].losses
     assert set(losses) == {"forget_code", "forget_away", "forget", "retain", "total"}
     both = _steps(events_of(session, tiny_request(session)))[0].losses
-    assert set(both) == {"forget_code", "forget_away", "forget_residual", "forget", "retain", "name", "total"}
+    assert set(both) == {"forget_code", "forget_away", "forget_residual", "forget", "retain", "name", "preserve", "total"}
     assert both["forget"] == pytest.approx(both["forget_code"] + 0.5 * both["forget_away"] + both["forget_residual"], rel=1e-5)
 
 

@@ -6,8 +6,6 @@ import pytest
 import torch
 
 from unlearn_studio.engine.preservation import HeldMap, moment_factor, second_moments
-from unlearn_studio.engine.run_config import TrainConfig
-from unlearn_studio.errors import UserError
 
 from engine_helpers import events_of, tiny_request, tiny_session
 
@@ -15,7 +13,8 @@ from engine_helpers import events_of, tiny_request, tiny_session
 def _held(weight: torch.nn.Parameter, inputs: torch.Tensor) -> HeldMap:
     moment = inputs.T @ inputs / len(inputs)
     factor = moment_factor(moment)
-    return HeldMap(weight, weight.detach().clone(), factor, float((weight.detach() @ factor).pow(2).sum()))
+    original = weight.detach().clone()
+    return HeldMap(lambda: weight - original, factor, float((original @ factor).pow(2).sum()))
 
 
 def test_the_term_is_the_mean_squared_output_change_on_the_sample_relative_to_the_original():
@@ -72,10 +71,14 @@ def test_a_run_reports_the_term_and_holds_the_layers_closer_with_more_weight(tin
         last[weight] = steps[-1].losses["preserve"]
     assert 0 < last[1000.0] < last[1e-9]
     session.reset()
-    plain = [e for e in events_of(session, tiny_request(session, steps=1)) if type(e).__name__ == "StepProgress"]
+    plain = [e for e in events_of(session, tiny_request(session, steps=1, lambda_preserve=0.0))
+             if type(e).__name__ == "StepProgress"]
     assert "preserve" not in plain[0].losses
 
 
-def test_lora_refuses_the_term():
-    with pytest.raises(UserError, match="λ preserve"):
-        TrainConfig(trainable="lora", lambda_preserve=1.0).validate()
+def test_lora_adapters_are_held_through_their_product(tiny_model_dir, tiny_sae_dir):
+    session = tiny_session(tiny_model_dir, tiny_sae_dir)
+    steps = [e for e in events_of(session, tiny_request(session, steps=3, trainable="lora", lambda_preserve=10.0))
+             if type(e).__name__ == "StepProgress"]
+    assert steps[0].losses["preserve"] == pytest.approx(0.0, abs=1e-10)  # B starts at zero: ΔW = s·B·A = 0
+    assert steps[-1].losses["preserve"] > 0

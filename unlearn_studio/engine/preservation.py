@@ -9,7 +9,7 @@ eigenvalues of C) stay free: that is where an edit can move the target without m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,17 +21,16 @@ ENERGY_KEPT = 0.9999  # C is kept to the eigenvectors holding this share of its 
 
 @dataclass
 class HeldMap:
-    """One trained linear map: its weight, θ0's weight, and a factor F of its input second moment (C ≈ F Fᵀ)."""
+    """One trained linear map: how far it is from θ0 (ΔW), and a factor F of its input second moment (C ≈ F Fᵀ)."""
 
-    weight: torch.nn.Parameter
-    original: torch.Tensor
+    change: Callable[[], torch.Tensor]  # the map's ΔW = W − W0 now
     factor: torch.Tensor
     original_energy: float  # ‖W0 F‖², the layer's mean output energy on the sample
 
     def relative_change(self) -> torch.Tensor:
-        """‖(W − W0) F‖² / ‖W0 F‖²: the mean squared change of the layer's outputs on the sample, relative."""
-        delta = self.weight.float() - self.original.to(self.weight.device)
-        return (delta @ self.factor.to(self.weight.device)).pow(2).sum() / self.original_energy
+        """‖ΔW F‖² / ‖W0 F‖²: the mean squared change of the layer's outputs on the sample, relative."""
+        delta = self.change()
+        return (delta @ self.factor.to(delta.device)).pow(2).sum() / self.original_energy
 
 
 @dataclass
@@ -43,23 +42,46 @@ class Preservation:
         return torch.stack([held.relative_change() for held in self.maps]).mean()
 
 
-def trained_linear_maps(model: torch.nn.Module, parameters: Sequence[torch.nn.Parameter]) -> list[torch.nn.Linear]:
-    """The linear layers whose weight is among the trained parameters (LoRA's own adapters included)."""
+@dataclass
+class TrainedMap:
+    module: torch.nn.Module  # what the map's inputs go into
+    original: torch.Tensor  # W0
+    change: Callable[[], torch.Tensor]
+
+
+def trained_linear_maps(model: torch.nn.Module, parameters: Sequence[torch.nn.Parameter]) -> list[TrainedMap]:
+    """The linear maps a run changes: a Linear whose weight is trained, or a LoRA adapter's ΔW = s·B·A."""
     chosen = {id(p) for p in parameters}
-    return [m for m in model.modules() if isinstance(m, torch.nn.Linear) and id(m.weight) in chosen]
+    maps = []
+    for name, module in model.named_modules():
+        if ".lora_" in name:  # an adapter's own A or B: held through the product below
+            continue
+        adapters = getattr(module, "lora_A", None)
+        if adapters is not None and hasattr(module, "get_base_layer"):
+            for adapter, down in adapters.items():
+                if id(down.weight) in chosen:
+                    up, scale = module.lora_B[adapter], module.scaling[adapter]
+                    maps.append(TrainedMap(module, module.get_base_layer().weight.detach().float().clone(),
+                                           lambda up=up, down=down, scale=scale: scale * up.weight.float() @ down.weight.float()))
+        elif isinstance(module, torch.nn.Linear) and id(module.weight) in chosen:
+            original = module.weight.detach().float().clone()
+            maps.append(TrainedMap(module, original,
+                                   lambda module=module, original=original: module.weight.float() - original.to(module.weight.device)))
+    return maps
 
 
-def second_moments(model: torch.nn.Module, hook: HookPoint, modules: Sequence[torch.nn.Linear],
+def second_moments(model: torch.nn.Module, hook: HookPoint, modules: Sequence[torch.nn.Module],
                    batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
     """E[k kᵀ] of each module's input over every real token of ``batches`` (ids, mask) but the first of each row."""
-    sums = [torch.zeros(m.in_features, m.in_features, dtype=torch.float64) for m in modules]
+    sums: list[torch.Tensor | None] = [None] * len(modules)
     counts = [0] * len(modules)
     keep: dict[str, torch.Tensor] = {}
 
     def recorder(index: int):  # noqa: ANN202 - a forward pre-hook
         def record(_module, args):
             inputs = args[0].detach()[keep["mask"]].double().cpu()
-            sums[index].add_(inputs.T @ inputs)
+            moment = inputs.T @ inputs
+            sums[index] = moment if sums[index] is None else sums[index] + moment
             counts[index] += len(inputs)
         return record
 
@@ -91,12 +113,11 @@ def moment_factor(moment: torch.Tensor, energy: float = ENERGY_KEPT) -> torch.Te
 def build_preservation(model: torch.nn.Module, hook: HookPoint, parameters: Sequence[torch.nn.Parameter],
                        batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> Preservation:
     """Measure θ0's inputs to every trained linear map on ``batches`` and hold the maps' outputs there."""
-    modules = trained_linear_maps(model, parameters)
-    moments = second_moments(model, hook, modules, batches)
-    maps = []
-    for module, moment in zip(modules, moments):
+    maps = trained_linear_maps(model, parameters)
+    moments = second_moments(model, hook, [m.module for m in maps], batches)
+    held = []
+    for trained, moment in zip(maps, moments):
         factor = moment_factor(moment)
-        original = module.weight.detach().float().clone()
-        energy = float((original @ factor.to(original.device)).pow(2).sum())
-        maps.append(HeldMap(module.weight, original, factor, max(energy, 1e-12)))
-    return Preservation(maps)
+        energy = float((trained.original @ factor.to(trained.original.device)).pow(2).sum())
+        held.append(HeldMap(trained.change, factor, max(energy, 1e-12)))
+    return Preservation(held)

@@ -43,8 +43,8 @@ class TrainConfig(Settings):
                                  label="λ away")
     lambda_retain: float = setting(1.0, help="λ_retain: weight of keeping everything else where it was",
                                    minimum=0.0, methods=("sae-align", "grad-diff", "rmu"), label="λ retain")
-    lambda_preserve: float = setting(0.0, help="λ_preserve: weight of keeping each trained layer's outputs on a broad "
-                                     "sample of other text and entities (their input covariance, as MEMIT does)",
+    lambda_preserve: float = setting(300.0, help="λ_preserve: weight of keeping each trained layer's outputs on a broad "
+                                     "sample of other text and entities (their input covariance, as MEMIT does); 0 is off",
                                      minimum=0.0, methods=ALIGN, label="λ preserve")
     positions: str = setting("all", help="align the last token of the entity name, or every token of it",
                              choices=POSITIONS, methods=ALIGN)
@@ -91,6 +91,3 @@ class TrainConfig(Settings):
         super().validate()
         if not self.learning_rate > 0:
             raise UserError("the learning rate must be positive.")
-        if self.lambda_preserve > 0 and self.trainable == "lora":
-            raise UserError("λ preserve holds the trained weights' outputs and LoRA trains adapters that start at zero: "
-                            "set λ preserve to 0, or train the MLPs (trainable mlp) or all weights.")
