@@ -30,7 +30,7 @@ class HeldMap:
     def relative_change(self) -> torch.Tensor:
         """‖ΔW F‖² / ‖W0 F‖²: the mean squared change of the layer's outputs on the sample, relative."""
         delta = self.change()
-        return (delta @ self.factor.to(delta.device)).pow(2).sum() / self.original_energy
+        return (delta @ self.factor).pow(2).sum() / self.original_energy
 
 
 @dataclass
@@ -72,14 +72,16 @@ def trained_linear_maps(model: torch.nn.Module, parameters: Sequence[torch.nn.Pa
 
 def second_moments(model: torch.nn.Module, hook: HookPoint, modules: Sequence[torch.nn.Module],
                    batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-    """E[k kᵀ] of each module's input over every real token of ``batches`` (ids, mask) but the first of each row."""
+    """E[k kᵀ] of each module's input over every real token of ``batches`` (ids, mask) but the first of each row,
+    on the model's device (summed in float64 on a CPU, float32 on an accelerator)."""
     sums: list[torch.Tensor | None] = [None] * len(modules)
     counts = [0] * len(modules)
     keep: dict[str, torch.Tensor] = {}
 
     def recorder(index: int):  # noqa: ANN202 - a forward pre-hook
         def record(_module, args):
-            inputs = args[0].detach()[keep["mask"]].double().cpu()
+            inputs = args[0].detach()[keep["mask"]]
+            inputs = inputs.to(torch.float64 if inputs.device.type == "cpu" else torch.float32)
             moment = inputs.T @ inputs
             sums[index] = moment if sums[index] is None else sums[index] + moment
             counts[index] += len(inputs)
@@ -102,7 +104,7 @@ def second_moments(model: torch.nn.Module, hook: HookPoint, modules: Sequence[to
 
 def moment_factor(moment: torch.Tensor, energy: float = ENERGY_KEPT) -> torch.Tensor:
     """F with F Fᵀ = C restricted to its top eigenvectors holding ``energy`` of the trace."""
-    values, vectors = torch.linalg.eigh(moment.double())
+    values, vectors = torch.linalg.eigh(moment.double() if moment.device.type == "cpu" else moment)
     values = values.clamp_min(0).flip(0)
     vectors = vectors.flip(1)
     share = values.cumsum(0) / values.sum().clamp_min(1e-30)
@@ -117,7 +119,7 @@ def build_preservation(model: torch.nn.Module, hook: HookPoint, parameters: Sequ
     moments = second_moments(model, hook, [m.module for m in maps], batches)
     held = []
     for trained, moment in zip(maps, moments):
-        factor = moment_factor(moment)
-        energy = float((trained.original @ factor.to(trained.original.device)).pow(2).sum())
+        factor = moment_factor(moment).to(trained.original.device)
+        energy = float((trained.original @ factor).pow(2).sum())
         held.append(HeldMap(trained.change, factor, max(energy, 1e-12)))
     return Preservation(held)
