@@ -75,6 +75,15 @@ def test_the_form_enables_only_the_chosen_methods_settings(qtbot):
     assert "2e-05" in form.widgets["lr"].placeholderText()
 
 
+def test_tooltips_start_with_a_capital_but_keep_a_small_lambda(qtbot):
+    from unlearn_studio.gui.settings_form import SettingsForm
+
+    form = SettingsForm(TrainConfig)
+    qtbot.addWidget(form)
+    assert form.widgets["lambda_preserve"].toolTip().startswith("λ_preserve: weight of keeping")
+    assert form.widgets["steps"].toolTip().startswith("The most optimiser steps")
+
+
 def test_an_unknown_setting_key_is_an_error_that_lists_the_valid_ones():
     with pytest.raises(UserError, match=r"unknown setting 'lamda_retain'.*valid settings are .*lambda_retain"):
         TrainConfig.from_dict({"lamda_retain": 2.0})

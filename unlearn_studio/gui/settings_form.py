@@ -52,7 +52,8 @@ def make_widget(f: SettingField) -> QWidget:
     else:
         widget = _double_box(f)
     methods = f" (for {', '.join(f.spec.methods)})" if f.spec.methods else ""
-    widget.setToolTip(f.spec.help[0].upper() + f.spec.help[1:] + methods)
+    first = f.spec.help[0]  # "λ_retain: …" keeps its small λ; plain words get a capital
+    widget.setToolTip((first.upper() if first.isascii() else first) + f.spec.help[1:] + methods)
     return widget
 
 
