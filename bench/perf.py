@@ -62,7 +62,9 @@ def bench_steps(session) -> dict:
 
     from unlearn_studio.engine.hooks import capture_one
     from unlearn_studio.engine.objectives import StepContext, TokenBatch, make_objective
-    from unlearn_studio.engine.trainer import TrainConfig, UnlearningPlan, prepare_batches, select_parameters
+    from unlearn_studio.engine.preservation import build_preservation
+    from unlearn_studio.engine.trainer import (TrainConfig, UnlearningPlan, prepare_batches, preservation_sample,
+                                               select_parameters)
 
     targets = session.resolve_targets(["Eiffel Tower"])
     known, unknown = session.reference_entities(["Eiffel Tower"])
@@ -84,8 +86,11 @@ def bench_steps(session) -> dict:
     ga_mask = torch.cat([torch.nn.functional.pad(forget.attention_mask, (0, width - forget.attention_mask.shape[1])),
                          torch.nn.functional.pad(batches.retain_text.attention_mask, (0, width - batches.retain_text.attention_mask.shape[1]))])
     batches.forget_facts = TokenBatch(ga_ids, ga_mask, ga_ids.masked_fill(ga_mask == 0, -100))
-    ctx = StepContext(session.model, session.sae.sae, session.hook, refs, batches)
     parameters = select_parameters(session.model, session.hook, config)
+    if config.lambda_preserve > 0:  # as the trainer does: measured once per run, then part of every sae-align step
+        batches.preservation = build_preservation(session.model, session.hook, parameters,
+                                                  preservation_sample(session.tokenizer, plan))
+    ctx = StepContext(session.model, session.sae.sae, session.hook, refs, batches)
     results = {}
     for name in ("sae-align", "grad-ascent"):
         objective = make_objective(replace(config, method=name))
