@@ -82,3 +82,19 @@ def test_lora_adapters_are_held_through_their_product(tiny_model_dir, tiny_sae_d
              if type(e).__name__ == "StepProgress"]
     assert steps[0].losses["preserve"] == pytest.approx(0.0, abs=1e-10)  # B starts at zero: ΔW = s·B·A = 0
     assert steps[-1].losses["preserve"] > 0
+
+
+def test_gpt2_conv1d_maps_are_held_like_linear_ones():
+    from transformers.pytorch_utils import Conv1D
+
+    from unlearn_studio.engine.preservation import trained_linear_maps
+
+    torch.manual_seed(0)
+    conv = Conv1D(3, 4)  # 4 inputs → 3 outputs, weight stored as [4, 3]
+    model = torch.nn.Sequential(conv)
+    (found,) = trained_linear_maps(model, [conv.weight])
+    with torch.no_grad():
+        conv.weight.add_(0.1)
+    inputs = torch.randn(6, 4)
+    outputs_change = conv(inputs) - (inputs @ found.original.T + conv.bias)
+    assert torch.allclose(inputs @ found.change().T, outputs_change, atol=1e-6)

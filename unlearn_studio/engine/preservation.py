@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from transformers.pytorch_utils import Conv1D
+
 from .hooks import HookPoint, capture_one
 
 ENERGY_KEPT = 0.9999  # C is kept to the eigenvectors holding this share of its trace (cheaper, same term)
@@ -50,7 +52,8 @@ class TrainedMap:
 
 
 def trained_linear_maps(model: torch.nn.Module, parameters: Sequence[torch.nn.Parameter]) -> list[TrainedMap]:
-    """The linear maps a run changes: a Linear whose weight is trained, or a LoRA adapter's ΔW = s·B·A."""
+    """The linear maps a run changes: a Linear (or GPT-2's Conv1D) whose weight is trained, or a LoRA adapter's
+    ΔW = s·B·A."""
     chosen = {id(p) for p in parameters}
     maps = []
     for name, module in model.named_modules():
@@ -66,7 +69,11 @@ def trained_linear_maps(model: torch.nn.Module, parameters: Sequence[torch.nn.Pa
         elif isinstance(module, torch.nn.Linear) and id(module.weight) in chosen:
             original = module.weight.detach().float().clone()
             maps.append(TrainedMap(module, original,
-                                   lambda module=module, original=original: module.weight.float() - original.to(module.weight.device)))
+                                   lambda module=module, original=original: module.weight.float() - original))
+        elif isinstance(module, Conv1D) and id(module.weight) in chosen:  # GPT-2's linear maps store Wᵀ
+            original = module.weight.detach().float().T.clone()
+            maps.append(TrainedMap(module, original,
+                                   lambda module=module, original=original: module.weight.float().T - original))
     return maps
 
 
@@ -113,9 +120,12 @@ def moment_factor(moment: torch.Tensor, energy: float = ENERGY_KEPT) -> torch.Te
 
 
 def build_preservation(model: torch.nn.Module, hook: HookPoint, parameters: Sequence[torch.nn.Parameter],
-                       batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> Preservation:
-    """Measure θ0's inputs to every trained linear map on ``batches`` and hold the maps' outputs there."""
+                       batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> Preservation | None:
+    """Measure θ0's inputs to every trained linear map on ``batches`` and hold the maps' outputs there (None when
+    the trained weights hold no linear map)."""
     maps = trained_linear_maps(model, parameters)
+    if not maps:
+        return None
     moments = second_moments(model, hook, [m.module for m in maps], batches)
     held = []
     for trained, moment in zip(maps, moments):

@@ -203,6 +203,8 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
     if config.lambda_preserve > 0 and config.method in ALIGN:
         yield Progress("measuring what the trained layers compute on other text and entities", 0.0)
         batches.preservation = build_preservation(model, hook, parameters, preservation_sample(tokenizer, plan))
+        if batches.preservation is None:
+            yield Progress("λ preserve is off for this run: the trained weights hold no linear layer", 0.0)
     try:
         with float32_trainable(model, parameters):
             yield from _loop(ctx, objective, parameters, heldout, config, cancel)
