@@ -37,6 +37,13 @@ def auroc(scores: list[float], labels: list[bool]) -> float | None:
     return wins / (len(positives) * len(negatives))
 
 
+def held_out_with_labels(session) -> tuple[list, list[bool]]:  # noqa: ANN001 - a pipeline Session
+    """The known-ness hold-out (real entities never in the references) and whether the model answers ≥ 2 facts."""
+    statuses = {s.name: s for s in session.classify()}
+    held_out = [e for e in session.lesser_known() if e.split == HOLDOUT_SPLIT]
+    return held_out, [statuses[e.name].correct >= MIN_CORRECT for e in held_out]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(RESULTS))
@@ -46,8 +53,7 @@ def main() -> None:
     started = time.perf_counter()
     session = load_session(ModelSpec())
     statuses = {s.name: s for s in session.classify()}
-    held_out = [e for e in session.lesser_known() if e.split == HOLDOUT_SPLIT]
-    labels = [statuses[e.name].correct >= MIN_CORRECT for e in held_out]
+    held_out, labels = held_out_with_labels(session)
     known, unknown = session.reference_entities([])
     fictitious = [e for e in session.entity_data()[1] if statuses[e.name].status == UNKNOWN][: len(unknown)]
     templates = session.entity_data()[2].eval

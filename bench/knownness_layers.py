@@ -20,10 +20,8 @@ from pathlib import Path
 
 import torch
 from common import ROOT
-from knownness import auroc
+from knownness import auroc, held_out_with_labels
 
-from unlearn_studio.engine.entities import HOLDOUT_SPLIT
-from unlearn_studio.engine.knownness import MIN_CORRECT
 from unlearn_studio.engine.latents import entity_batch
 from unlearn_studio.engine.probe import fit_probe
 
@@ -77,9 +75,7 @@ def main() -> None:
 
     started = time.perf_counter()
     session = load_session(ModelSpec())
-    statuses = {s.name: s for s in session.classify()}
-    held_out = [e for e in session.lesser_known() if e.split == HOLDOUT_SPLIT]
-    answered = [statuses[e.name].correct >= MIN_CORRECT for e in held_out]
+    held_out, answered = held_out_with_labels(session)
     known, unknown = session.reference_entities([])
     templates = session.entity_data()[2]
     known_x = last_token_residuals(session, known, templates.train, args.layers)
