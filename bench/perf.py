@@ -62,8 +62,7 @@ def bench_steps(session) -> dict:
 
     from unlearn_studio.engine.hooks import capture_one
     from unlearn_studio.engine.objectives import StepContext, TokenBatch, make_objective
-    from unlearn_studio.engine.preservation import build_preservation
-    from unlearn_studio.engine.trainer import (TrainConfig, UnlearningPlan, prepare_batches, preservation_sample,
+    from unlearn_studio.engine.trainer import (TrainConfig, UnlearningPlan, prepare_batches, run_preservation,
                                                select_parameters)
 
     targets = session.resolve_targets(["Eiffel Tower"])
@@ -87,9 +86,8 @@ def bench_steps(session) -> dict:
                          torch.nn.functional.pad(batches.retain_text.attention_mask, (0, width - batches.retain_text.attention_mask.shape[1]))])
     batches.forget_facts = TokenBatch(ga_ids, ga_mask, ga_ids.masked_fill(ga_mask == 0, -100))
     parameters = select_parameters(session.model, session.hook, config)
-    if config.lambda_preserve > 0:  # as the trainer does: measured once per run, then part of every sae-align step
-        batches.preservation = build_preservation(session.model, session.hook, parameters,
-                                                  preservation_sample(session.tokenizer, plan))
+    # As in a run: measured once, then part of every sae-align step.
+    batches.preservation = run_preservation(session.model, session.tokenizer, session.hook, plan, config, parameters)
     ctx = StepContext(session.model, session.sae.sae, session.hook, refs, batches)
     results = {}
     for name in ("sae-align", "grad-ascent"):

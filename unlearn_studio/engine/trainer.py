@@ -22,7 +22,7 @@ from .hooks import HookPoint, capture_one, layer_container
 from .latents import References
 from .methods import METHODS
 from .objectives import RunBatches, StepContext, TokenBatch, make_objective, sequence_logp
-from .preservation import build_preservation
+from .preservation import Preservation, build_preservation
 from .prompts import encode_entity_prompts, text_chunks
 from .run_config import ALIGN, TrainConfig
 from .target_state import measure_targets, prompt_batches
@@ -155,6 +155,14 @@ def preservation_sample(tokenizer, plan: UnlearningPlan) -> list[tuple[torch.Ten
     return batches
 
 
+def run_preservation(model, tokenizer, hook: HookPoint, plan: UnlearningPlan, config: TrainConfig,
+                     parameters: Sequence[torch.nn.Parameter]) -> Preservation | None:
+    """λ_preserve's hold on the trained maps, measured on θ0 before the first step (None when the run has no such term)."""
+    if not (config.lambda_preserve > 0 and config.method in ALIGN):
+        return None
+    return build_preservation(model, hook, parameters, preservation_sample(tokenizer, plan))
+
+
 def select_parameters(model, hook: HookPoint, config: TrainConfig) -> list[torch.nn.Parameter]:
     """The weights a run may change; all of them live in blocks at or below the hook."""
     prefix, layers = layer_container(model)
@@ -202,7 +210,7 @@ def train(model, tokenizer, sae, hook: HookPoint, plan: UnlearningPlan, config: 
     parameters = select_parameters(model, hook, config)
     if config.lambda_preserve > 0 and config.method in ALIGN:
         yield Progress("measuring what the trained layers compute on other text and entities", 0.0)
-        batches.preservation = build_preservation(model, hook, parameters, preservation_sample(tokenizer, plan))
+        batches.preservation = run_preservation(model, tokenizer, hook, plan, config, parameters)
         if batches.preservation is None:
             yield Progress("λ preserve is off for this run: the trained weights hold no linear layer", 0.0)
     try:
